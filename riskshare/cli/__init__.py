@@ -1,0 +1,62 @@
+"""The ``riskshare`` command.
+
+Each command group lives in its own module and registers itself on :data:`main`.
+Errors a user can cause print one line (``error: …``) and exit non-zero; only
+bugs print a traceback, and only with ``RISKSHARE_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import RiskshareError
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+class RiskshareGroup(click.Group):
+    """Turns riskshare errors into one clear line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RiskshareError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug: say so, briefly
+            if os.environ.get("RISKSHARE_DEBUG"):
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (this is a bug; set RISKSHARE_DEBUG=1 for the traceback)",
+                err=True,
+            )
+            sys.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=RiskshareGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="riskshare")
+@click.option("-v", "--verbose", count=True, help="Log more (repeat for debug output).")
+def main(verbose: int) -> None:
+    """riskshare: privacy-preserving risk-information sharing between institutions."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `main`.
+    from . import identity, psi  # noqa: F401
+
+
+_register()

@@ -1,0 +1,93 @@
+"""``riskshare psi``: one side of a two-party PSI, run directly between two machines."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import pyarrow as pa
+
+from ..data import prepare_ids, read_table, write_table
+from ..errors import InputError
+from ..node.home import NodeHome
+from ..progress import Progress
+from ..protocols import psi as psi_protocols
+from . import main
+from .identity import home_option
+
+
+def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -> Path:
+    if rejects:
+        return rejects
+    base = output if output else Path(input_path.name)
+    return base.with_name(base.stem + ".rejects.csv")
+
+
+@main.command()
+@home_option
+@click.option("--peer", "peer_name", required=True, help="The pinned peer to run with.")
+@click.option("--role", type=click.Choice(["sender", "receiver"]), required=True)
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV or Parquet file holding your IDs.")
+@click.option("--id-column", required=True, help="Column that holds the IDs.")
+@click.option("--id-type", type=click.Choice(["any", "uscc"]), default="any", show_default=True,
+              help="uscc: check unified social credit codes (GB 32100-2015); invalid ones are kept out and listed.")
+@click.option("--case", type=click.Choice(["upper", "keep"]), default="upper", show_default=True,
+              help="Upper-case IDs before matching (both sides must agree).")
+@click.option("--protocol", default="ecdh", show_default=True, help="PSI protocol.")
+@click.option("--result-to", type=click.Choice(["receiver", "both"]), default="receiver", show_default=True)
+@click.option("--output-mode", type=click.Choice(["intersection", "count"]), default="intersection",
+              show_default=True, help="count: both sides learn only the size of the intersection.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write your rows whose ID is in the intersection (CSV or .parquet).")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to list kept-out rows (default: next to the output).")
+@click.option("--delimiter", default=None, help="CSV delimiter (default: detected).")
+@click.option("--encoding", default="auto", show_default=True, help="auto, utf-8, gbk or gb18030.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the peer at each step.")
+def psi(home: Path, peer_name: str, role: str, input_path: Path, id_column: str, id_type: str, case: str,
+        protocol: str, result_to: str, output_mode: str, output: Path | None, rejects: Path | None,
+        delimiter: str | None, encoding: str, timeout: float) -> None:
+    """Find the IDs both parties hold without revealing the others.
+
+    Start one side with --role sender and the other with --role receiver (in
+    either order). The receiver writes its own rows whose ID is shared; with
+    --result-to both, so does the sender.
+    """
+    started = time.monotonic()
+    node = NodeHome.open(home)
+    node.peer(peer_name)  # fail early on an unknown peer
+    learns_rows = output_mode == "intersection" and (role == "receiver" or result_to == "both")
+    if learns_rows and output is None:
+        raise InputError("--output is required: this side receives the intersection", hint="e.g. --output shared.csv")
+    table = read_table(input_path, delimiter=delimiter, encoding=encoding, strings=True, required_columns=[id_column])
+    prepared = prepare_ids(table, id_column, id_type=id_type, case=case, source=str(input_path))  # type: ignore[arg-type]
+    click.echo(f"{input_path}: {prepared.report.summary()}", err=True)
+    if prepared.rejects.num_rows:
+        path = _rejects_path(rejects, output, input_path)
+        prepared.write_rejects(path)
+        click.echo(f"kept {prepared.rejects.num_rows} rows out of the run; listed in {path}", err=True)
+    if len(prepared.unique) == 0:
+        raise InputError(f"{input_path} has no usable IDs in column '{id_column}'", hint="see the rejects file")
+
+    progress = Progress()
+    with node.open_link([peer_name], timeout=timeout) as link:
+        result = psi_protocols.run(
+            link, peer_name, role, prepared.unique, protocol=protocol,  # type: ignore[arg-type]
+            result_to=result_to, output_mode=output_mode, progress=progress,  # type: ignore[arg-type]
+        )
+        progress.done()
+        traffic = link.stats.total()
+    seconds = time.monotonic() - started
+    sent_mb, recv_mb = traffic["bytes_sent"] / 1e6, traffic["bytes_received"] / 1e6
+    if result.indices is not None and output is not None:
+        rows = prepared.rows_for(result.indices)
+        write_table(table.take(pa.array(rows, type=pa.int64())), output)
+        click.echo(f"intersection: {len(result.indices)} of your {len(prepared.unique)} distinct IDs "
+                   f"({len(rows)} rows) written to {output}")
+    elif result.size is not None:
+        click.echo(f"intersection size: {result.size} (your {len(prepared.unique)} IDs, peer's {result.peer_size})")
+    else:
+        click.echo(f"done: the peer ({result.peer_size} IDs) received the result; this side learns only its size")
+    click.echo(f"{seconds:.1f} s, sent {sent_mb:.1f} MB, received {recv_mb:.1f} MB", err=True)

@@ -1,0 +1,1 @@
+"""The node: what each institution runs (home, storage, registry, grants, audit, jobs, API)."""
