@@ -90,6 +90,11 @@ class Mailbox:
             self._peer_errors.setdefault(peer, error)
             self._cond.notify_all()
 
+    def clear_peer(self, peer: str) -> None:
+        """Forget a peer's failure (it came back as a new process)."""
+        with self._cond:
+            self._peer_errors.pop(peer, None)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

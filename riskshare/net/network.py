@@ -83,6 +83,7 @@ class NetworkLink(Link):
         timeout: float = DEFAULT_TIMEOUT,
         reconnect_window: float = 30.0,
         max_message_bytes: int = framing.DEFAULT_MAX_MESSAGE_BYTES,
+        peer_restarts: str = "fail",
     ) -> None:
         super().__init__()
         self.name = identity.name
@@ -93,7 +94,9 @@ class NetworkLink(Link):
         self._peers = {p.name: p for p in peers}
         self._by_fingerprint = {p.fingerprint: p for p in peers}
         self._mailbox = Mailbox()
-        self._incarnation = os.urandom(16)
+        if peer_restarts not in ("fail", "accept"):
+            raise ValueError("peer_restarts is 'fail' (one run) or 'accept' (a long-running server)")
+        self.peer_restarts = peer_restarts
         self._delivered: dict[tuple[str, bytes], int] = {}
         self._delivered_lock = threading.Lock()
         self._closed = threading.Event()
@@ -127,10 +130,7 @@ class NetworkLink(Link):
             channel.close(reason, flush=reason is None)
         self._closed.set()
         self._mailbox.close()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
+        _shutdown(self._listener)  # shutdown first: it wakes the thread blocked in accept()
         with self._inbound_lock:
             for sock in list(self._inbound):
                 _shutdown(sock)
@@ -205,7 +205,16 @@ class NetworkLink(Link):
         incarnation = payload
         key = (peer, incarnation)
         with self._delivered_lock:
+            restarted = key not in self._delivered and any(p == peer for p, _ in self._delivered)
             last = self._delivered.setdefault(key, 0)
+        if restarted:
+            if self.peer_restarts == "accept":  # a server: a new client process is a new conversation
+                self._mailbox.clear_peer(peer)
+                self._channels[peer].reset()
+            else:
+                self._mailbox.fail_peer(
+                    peer, PeerError(f"peer '{peer}' restarted during the run", hint="start both sides again")
+                )
         _send_all(sock, framing.control_frame(framing.KIND_HELLO_ACK, last))
         while True:
             header, tag_b = _read_frame_header(sock, self.max_message_bytes)
@@ -271,6 +280,7 @@ class _Channel:
         self._closing = False
         self._peer_gone: RiskshareError | None = None  # the peer said BYE
         self._ever_connected = False
+        self._incarnation = os.urandom(16)  # names our outgoing stream; sequence numbers belong to it
         self._thread: threading.Thread | None = None
 
     # called from protocol threads
@@ -282,7 +292,7 @@ class _Channel:
             self._next_seq += 1
             encoded.prefix = _with_seq(encoded.prefix, seq)
             self._pending.append((seq, encoded))
-            if self._thread is None:
+            if self._thread is None:  # the thread clears this, under the lock, when it exits
                 self._thread = threading.Thread(
                     target=self._run, name=f"rs-send-{self.link.name}-{self.peer.name}", daemon=True
                 )
@@ -336,6 +346,23 @@ class _Channel:
                 self._error = error
             self._cv.notify_all()
 
+    def reset(self) -> None:
+        """The peer restarted: start a fresh outgoing stream (new incarnation, sequence from 1)."""
+        with self._cv:
+            sock = self._sock
+            self._sock = None
+            self._generation += 1
+            self._incarnation = os.urandom(16)
+            self._next_seq = 1
+            self._pending.clear()
+            self._written = 0
+            self._error = None
+            self._peer_gone = None
+            self._ever_connected = False
+            self._cv.notify_all()
+        if sock is not None:
+            _shutdown(sock)
+
     def drop(self) -> None:
         with self._cv:
             sock = self._sock
@@ -349,6 +376,7 @@ class _Channel:
                 while not self._closing and self._sock is not None and not self._has_unwritten():
                     self._cv.wait(1.0)
                 if self._closing:
+                    self._thread = None
                     return
                 sock = self._sock
                 item = None
@@ -357,8 +385,11 @@ class _Channel:
             if sock is None:
                 with self._cv:
                     if self._peer_gone is not None and not self._pending:
+                        self._thread = None
                         return  # the peer finished; nothing left to deliver
                 if not self._connect():
+                    with self._cv:
+                        self._thread = None
                     return
                 continue
             if item is None:
@@ -437,7 +468,7 @@ class _Channel:
                 hint="confirm the fingerprint with the peer's operator and re-pin it with `riskshare peer add`",
             )
         try:
-            _send_all(sock, framing.control_frame(framing.KIND_HELLO, 0, self.link._incarnation))
+            _send_all(sock, framing.control_frame(framing.KIND_HELLO, 0, self._incarnation))
             header, _ = _read_frame_header(sock, 0)
         except ssl.SSLError as exc:
             _shutdown(sock)
