@@ -72,12 +72,17 @@ def _read_frame_header(sock: ssl.SSLSocket, max_message_bytes: int) -> tuple[fra
 
 
 class NetworkLink(Link):
-    """A party on the network: listens on ``listen`` and connects to pinned peers."""
+    """A party on the network: listens on ``listen`` and connects to pinned peers.
+
+    With ``listen=None`` the link opens no listener of its own: a server that
+    already accepts connections on the node's port (the node service) hands it
+    the link's connections with :meth:`serve_inbound`.
+    """
 
     def __init__(
         self,
         identity: TlsIdentity,
-        listen: tuple[str, int],
+        listen: tuple[str, int] | None,
         peers: list[PinnedPeer],
         *,
         timeout: float = DEFAULT_TIMEOUT,
@@ -102,12 +107,16 @@ class NetworkLink(Link):
         self._closed = threading.Event()
         self.refused: list[str] = []  # human-readable reasons for refused inbound connections
         self._server_ctx = server_context(identity, peers)
-        self._listener = socket.create_server(listen, reuse_port=False)
-        self.address = self._listener.getsockname()[:2]
+        self._listener: socket.socket | None = None
+        self.address: tuple[str, int] | None = None
+        if listen is not None:
+            self._listener = socket.create_server(listen, reuse_port=False)
+            self.address = self._listener.getsockname()[:2]
         self._inbound: set[socket.socket] = set()
         self._inbound_lock = threading.Lock()
         self._channels = {name: _Channel(self, peer) for name, peer in self._peers.items()}
-        threading.Thread(target=self._accept_loop, name=f"rs-accept-{self.name}", daemon=True).start()
+        if self._listener is not None:
+            threading.Thread(target=self._accept_loop, name=f"rs-accept-{self.name}", daemon=True).start()
 
     # -- Link interface ---------------------------------------------------------
     @property
@@ -122,15 +131,21 @@ class NetworkLink(Link):
     def _recv(self, peer: str, tag: str, timeout: float) -> Message:
         return self._mailbox.get(peer, tag, timeout)
 
-    def close(self, reason: str | None = None) -> None:
-        """Flush what we sent, tell peers we are done (with ``reason`` if we are aborting), stop."""
+    def close(self, reason: str | None = None, *, notify_peers: bool = True) -> None:
+        """Flush what we sent, tell peers we are done (with ``reason`` if we are aborting), stop.
+
+        ``notify_peers=False`` closes without the goodbye: a long-running node whose
+        peers keep talking to its next incarnation must not make them fail every
+        later conversation with it.
+        """
         if self._closed.is_set():
             return
         for channel in self._channels.values():
-            channel.close(reason, flush=reason is None)
+            channel.close(reason, flush=reason is None, say_bye=notify_peers)
         self._closed.set()
         self._mailbox.close()
-        _shutdown(self._listener)  # shutdown first: it wakes the thread blocked in accept()
+        if self._listener is not None:
+            _shutdown(self._listener)  # shutdown first: it wakes the thread blocked in accept()
         with self._inbound_lock:
             for sock in list(self._inbound):
                 _shutdown(sock)
@@ -146,8 +161,42 @@ class NetworkLink(Link):
             for sock in list(self._inbound):
                 _shutdown(sock)
 
+    def set_peers(self, peers: list[PinnedPeer]) -> None:
+        """Change the pinned peers of a running link (a node whose operator pinned or removed one).
+
+        New peers get a channel; removed peers' channels are closed and their
+        connections refused from now on; a peer whose certificate or address
+        changed gets a fresh channel.
+        """
+        new = {p.name: p for p in peers}
+        with self._inbound_lock:
+            self._server_ctx = server_context(self.identity, peers)
+            for name, channel in list(self._channels.items()):
+                if new.get(name) != self._peers.get(name):
+                    channel.close(None, flush=False, say_bye=False)
+                    del self._channels[name]
+            for name, peer in new.items():
+                if name not in self._channels:
+                    self._channels[name] = _Channel(self, peer)
+            self._peers = new
+            self._by_fingerprint = {p.fingerprint: p for p in peers}
+
+    def discard(self, prefix: str) -> int:
+        """Drop received messages whose tag starts with ``prefix``, now and later (an abandoned conversation)."""
+        return self._mailbox.discard(prefix)
+
     # -- inbound ----------------------------------------------------------------
+    def serve_inbound(self, raw: socket.socket, addr: tuple[str, int]) -> None:
+        """Serve one accepted TCP connection (TLS handshake included) until it closes; blocks.
+
+        Used by a server that owns the listening socket and routed this
+        connection to the link (see ``listen=None``).
+        """
+        raw.setblocking(True)
+        self._serve_inbound(raw, addr)
+
     def _accept_loop(self) -> None:
+        assert self._listener is not None
         while not self._closed.is_set():
             try:
                 raw, addr = self._listener.accept()
@@ -314,7 +363,7 @@ class _Channel:
             if self._error:
                 raise self._error
 
-    def close(self, reason: str | None, flush: bool) -> None:
+    def close(self, reason: str | None, flush: bool, say_bye: bool = True) -> None:
         with self._cv:
             if flush and self._thread is not None:
                 deadline = time.monotonic() + min(self.link.default_timeout, 30.0)
@@ -325,12 +374,14 @@ class _Channel:
             self._closing = True
             sock = self._sock
             self._cv.notify_all()
-        if sock is None and reason and self._peer_gone is None:
+        if sock is None and reason and say_bye and self._peer_gone is None:
             try:  # an aborting party tells the peer why, even if it never sent it anything
                 sock = self._handshake()
             except (OSError, ssl.SSLError, ConnectionError, RiskshareError):
                 sock = None
-        if sock is not None:
+        if sock is not None and not say_bye:
+            _shutdown(sock)
+        elif sock is not None:
             try:
                 bye = (reason or "")[: framing.MAX_TAG_BYTES // 4].encode()
                 _send_all(sock, framing.control_frame(framing.KIND_BYE, 0, bye))

@@ -1,0 +1,53 @@
+"""Request dependencies: the node, the calling user (by bearer token), the calling peer (by certificate)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..authz import require
+from ..errors import Forbidden
+from ..users import Principal, authenticate
+
+if TYPE_CHECKING:
+    from ..service import NodeService
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `riskshare user add` or a login")
+
+
+def get_node(request: Request) -> "NodeService":
+    return request.app.state.node
+
+
+def current_user(request: Request,
+                 credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    node = get_node(request)
+    with node.ctx.db.session() as session:
+        return authenticate(session, credentials.credentials if credentials else None)
+
+
+def permission(name: str) -> Callable[..., Principal]:
+    """A dependency that lets the request through only for roles holding ``name``."""
+
+    def check(user: Principal = Depends(current_user)) -> Principal:
+        require(user.role, name, f"user '{user.name}'")
+        return user
+
+    return check
+
+
+def current_peer(request: Request) -> str:
+    """The pinned peer whose client certificate this connection presented (mutual TLS)."""
+    node = get_node(request)
+    fingerprint = request.scope.get("riskshare.client_cert")
+    peer = node.peer_by_fingerprint(fingerprint)
+    if peer is None:
+        raise Forbidden("the peer endpoint needs the client certificate of a pinned peer",
+                        hint="nodes reach it with their own certificate; pin each other with `riskshare peer add`")
+    return peer
+
+
+def dump(obj: Any) -> Any:
+    return obj

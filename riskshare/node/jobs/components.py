@@ -1,0 +1,256 @@
+"""The components a job's steps run, and the registry that operations plug into.
+
+A component is a small adapter between the node and a protocol: it reads what
+the step needs from the node (its own table, earlier steps' outputs), calls
+the protocol function with the job's link, and hands back a summary (counts,
+never data) and a value for later steps. Protocol code never learns about
+jobs; the node never contains crypto.
+
+To add an operation (PIR, training, prediction), write a :class:`Component`
+subclass and :func:`register` it; see ``docs/node.md`` ("Adding an operation").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+from ...data import PreparedIds, prepare_ids, write_table
+from ...errors import InputError
+from ...net import Link
+from ..registry import TableSource
+
+
+@dataclass
+class StepContext:
+    """What a component may use while it runs one step of one job on this node."""
+
+    job_id: str
+    step_id: str
+    params: dict[str, Any]
+    manifest: dict[str, Any]
+    peer: str                     # the peer's name as this node pinned it
+    protocol_role: str            # this node's role in the protocol: receiver | sender
+    result_to: str                # receiver | both
+    link: Link                    # scoped to this job, attempt and step
+    table: TableSource            # this node's table for the job
+    inputs: dict[str, Any]        # values of the steps this one needs
+    workdir: Path                 # private scratch space of this job
+    check: Callable[[], None]     # raises if the job was cancelled or its grant revoked
+    log: Callable[[str], None]
+    add_artifact: Callable[..., None]  # (name, path, media_type, rows=None)
+
+
+@dataclass
+class StepResult:
+    summary: dict[str, Any] = field(default_factory=dict)  # counts and names only: it goes to logs and audit
+    value: Any = None
+
+
+class Component:
+    """Base class. ``grant_op`` names the grant operation a step needs (None: a local step)."""
+
+    op: str = ""
+    grant_op: str | None = None
+    talks_to_peer: bool = False
+
+    def check_params(self, params: dict[str, Any], spec: Any) -> dict[str, Any]:
+        return params
+
+    def columns(self, table: TableSource) -> list[str]:
+        """The columns of this node's table the step reads (shown to approvers)."""
+        return [table.id_column]
+
+    def run(self, ctx: StepContext) -> StepResult:
+        raise NotImplementedError
+
+    # Resume support: a protocol step whose result is saved can be skipped when a job resumes.
+    def save(self, value: Any, directory: Path) -> bool:
+        return False
+
+    def load(self, directory: Path, ctx: StepContext) -> Any:
+        return None
+
+
+COMPONENTS: dict[str, Component] = {}
+
+# Operations another package brings; named here so that a job using them gets a clear message.
+PLANNED = {
+    "pir": "keyword PIR arrives with riskshare.protocols.pir",
+    "train": "vertical training arrives with riskshare.ml",
+    "predict": "vertical prediction arrives with riskshare.ml",
+    "binning": "binning / WOE / IV arrive with riskshare.ml",
+    "evaluate": "evaluation arrives with riskshare.ml",
+}
+
+
+def register(component: Component) -> Component:
+    COMPONENTS[component.op] = component
+    return component
+
+
+def get_component(op: str) -> Component:
+    if op in COMPONENTS:
+        return COMPONENTS[op]
+    if op in PLANNED:
+        raise InputError(f"operation '{op}' is not available in this riskshare version ({PLANNED[op]})")
+    raise InputError(f"unknown job operation '{op}'", hint=f"available: {', '.join(sorted(COMPONENTS))}")
+
+
+# -- read -------------------------------------------------------------------------------
+
+@dataclass
+class ReadValue:
+    table: pa.Table
+    ids: PreparedIds
+    fingerprint: str  # of the distinct IDs, so a resumed job notices changed data
+
+
+class ReadComponent(Component):
+    """Read this node's table where it lives and prepare its ID column (normalise, check, de-duplicate)."""
+
+    op = "read"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        table = ctx.table.read()
+        prepared = prepare_ids(table, ctx.table.id_column, id_type=ctx.table.id_type,  # type: ignore[arg-type]
+                               case=ctx.params.get("case", "upper"), source=f"table '{ctx.table.name}'")
+        if len(prepared.unique) == 0:
+            raise InputError(f"table '{ctx.table.name}' has no usable IDs in column '{ctx.table.id_column}'")
+        digest = hashlib.sha256()
+        for buf in prepared.unique.buffers():
+            if buf is not None:
+                digest.update(memoryview(buf))
+        summary = prepared.report.as_dict()
+        return StepResult(summary, ReadValue(table, prepared, digest.hexdigest()))
+
+
+# -- psi --------------------------------------------------------------------------------
+
+PSI_PARAMS = {"protocol", "output_mode", "case"}
+
+
+class PsiComponent(Component):
+    """Private set intersection on the read step's IDs (any protocol of riskshare.protocols.psi)."""
+
+    op = "psi"
+    grant_op = "psi"
+    talks_to_peer = True
+
+    def check_params(self, params: dict[str, Any], spec: Any) -> dict[str, Any]:
+        from ...protocols import psi as psi_protocols
+
+        unknown = set(params) - PSI_PARAMS - set(getattr(psi_protocols, "EXTRA_PARAMS", ()))
+        if unknown:
+            raise InputError(f"unknown psi parameter(s): {', '.join(sorted(unknown))}")
+        protocol = params.get("protocol", "ecdh")
+        if protocol not in psi_protocols.PROTOCOLS:
+            raise InputError(f"unknown PSI protocol '{protocol}'", hint=f"choose one of: {', '.join(psi_protocols.PROTOCOLS)}")
+        return {"protocol": protocol, "output_mode": params.get("output_mode", "intersection"), **{
+            k: v for k, v in params.items() if k not in ("protocol", "output_mode")}}
+
+    def run(self, ctx: StepContext) -> StepResult:
+        from ...protocols import psi as psi_protocols
+
+        read: ReadValue = ctx.inputs["read"]
+        params = dict(ctx.params)
+        params.pop("case", None)
+        protocol = params.pop("protocol", "ecdh")
+        output_mode = params.pop("output_mode", "intersection")
+        started = time.monotonic()
+        before = ctx.link.stats.total()
+        result = psi_protocols.run(ctx.link, ctx.peer, ctx.protocol_role, read.ids.unique,  # type: ignore[arg-type]
+                                   protocol=protocol, result_to=ctx.result_to,  # type: ignore[arg-type]
+                                   output_mode=output_mode, **params)
+        after = ctx.link.stats.total()
+        summary = {
+            "protocol": protocol, "output_mode": output_mode, "role": ctx.protocol_role,
+            "own_ids": result.own_size, "peer_ids": result.peer_size,
+            "intersection": (len(result.indices) if result.indices is not None else result.size),
+            "learned_members": result.indices is not None,
+            "seconds": round(time.monotonic() - started, 3),
+            "bytes_sent": after["bytes_sent"] - before["bytes_sent"],
+            "bytes_received": after["bytes_received"] - before["bytes_received"],
+        }
+        if result.total is not None:
+            summary["sum_known"] = True
+        return StepResult(summary, {"result": result, "fingerprint": read.fingerprint})
+
+    def save(self, value: Any, directory: Path) -> bool:
+        result = value["result"]
+        directory.mkdir(parents=True, exist_ok=True)
+        if result.indices is not None:
+            np.save(directory / "indices.npy", np.asarray(result.indices, dtype=np.int64))
+        meta = {"fingerprint": value["fingerprint"], "role": result.role, "protocol": result.protocol,
+                "own_size": result.own_size, "peer_size": result.peer_size, "size": result.size,
+                "total": result.total, "has_indices": result.indices is not None}
+        (directory / "psi.json").write_text(json.dumps(meta))
+        return True
+
+    def load(self, directory: Path, ctx: StepContext) -> Any:
+        from ...protocols.psi.common import PsiResult
+
+        meta_path = directory / "psi.json"
+        if not meta_path.is_file():
+            return None
+        meta = json.loads(meta_path.read_text())
+        read: ReadValue = ctx.inputs["read"]
+        if meta["fingerprint"] != read.fingerprint:
+            return None  # the table changed since: the saved result no longer applies
+        indices = np.load(directory / "indices.npy") if meta["has_indices"] else None
+        result = PsiResult(role=meta["role"], protocol=meta["protocol"], own_size=meta["own_size"],
+                           peer_size=meta["peer_size"], indices=indices, size=meta["size"], total=meta["total"])
+        return {"result": result, "fingerprint": meta["fingerprint"]}
+
+
+# -- write ------------------------------------------------------------------------------
+
+class WriteComponent(Component):
+    """Write this node's outputs as artifacts: its own rows in the result, and a JSON summary."""
+
+    op = "write"
+
+    def run(self, ctx: StepContext) -> StepResult:
+        read: ReadValue | None = ctx.inputs.get("read")
+        summary: dict[str, Any] = {}
+        produced = {k: v for k, v in ctx.inputs.items() if k != "read"}
+        for step_id, value in produced.items():
+            result = value.get("result") if isinstance(value, dict) else None
+            if result is None:
+                continue
+            doc = {"job": ctx.job_id, "step": step_id, "protocol": getattr(result, "protocol", None),
+                   "own_ids": getattr(result, "own_size", None), "peer_ids": getattr(result, "peer_size", None)}
+            if getattr(result, "indices", None) is not None and read is not None:
+                rows = read.ids.rows_for(result.indices)
+                fmt = ctx.params.get("format", "csv")
+                name = f"{step_id}-rows.{'parquet' if fmt == 'parquet' else 'csv'}"
+                path = write_table(read.table.take(pa.array(rows, type=pa.int64())), ctx.workdir / name)
+                ctx.add_artifact(name, path, "text/csv" if fmt != "parquet" else "application/vnd.apache.parquet",
+                                 rows=int(len(rows)))
+                doc["intersection"] = int(len(result.indices))
+                doc["rows"] = int(len(rows))
+                summary[f"{step_id}_rows"] = int(len(rows))
+            elif getattr(result, "size", None) is not None:
+                doc["intersection"] = int(result.size)
+            if getattr(result, "total", None) is not None:
+                doc["total"] = result.total
+            name = f"{step_id}-summary.json"
+            path = ctx.workdir / name
+            tmp = path.with_suffix(".json.part")
+            tmp.write_text(json.dumps(doc, indent=2))
+            tmp.replace(path)
+            ctx.add_artifact(name, path, "application/json")
+            summary[f"{step_id}_summary"] = name
+        return StepResult(summary, None)
+
+
+register(ReadComponent())
+register(PsiComponent())
+register(WriteComponent())

@@ -1,0 +1,1031 @@
+"""Running jobs between two nodes: proposal, grants, approval, steps, resume, audit.
+
+The initiator's node proposes a job to the peer's node over the peer
+endpoint; each node checks its *own* grants for its *own* table; once both
+sides accept, the initiator asks the peer to start an attempt and both run
+their side of every step, persisting each step's state as they go.
+
+Restarts: a node that comes back finds its jobs that were running. The
+initiator starts a new attempt (both sides skip protocol steps that finished
+on both and saved their output); the responder waits for that new attempt and
+tells the initiator it was interrupted. After ``max_attempts`` the job fails,
+naming the step. A job is never left "running" by a node that is up.
+
+All waiting (for the peer to answer, for approvals) is done by one supervisor
+thread that wakes at least twice a second; each running attempt has its own
+worker thread and a watcher that stops it when the job is cancelled, its grant
+is revoked, or the peer stops its side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import secrets
+import shutil
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from croniter import croniter
+from sqlalchemy import select
+
+from ...crypto.certs import load_certificate, sha256_hex
+from ...errors import InputError, PeerError, RiskshareError
+from .. import grants as grants_mod
+from ..audit import verify_head
+from ..errors import Conflict, NotFound, PeerRefused
+from ..registry import get_table, source_of
+from ..storage import utcnow
+from ..storage.models import Approval, Artifact, Job, JobEvent, JobStep, PeerHead, Schedule
+from .components import StepContext, get_component
+from .link import JobLink
+from .spec import JobSpec, parse_spec
+
+if TYPE_CHECKING:
+    from ..service import NodeService
+
+log = logging.getLogger("riskshare.node.jobs")
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "denied", "refused"})
+ACCEPTED = frozenset({"covered", "approved"})
+JOB_ID_RE = re.compile(r"^j-[0-9a-f]{16}$")
+
+
+class Stop(Exception):
+    """Why a running attempt must stop (raised inside the worker by checks)."""
+
+    def __init__(self, kind: str, reason: str, peer_kind: str | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind  # cancelled | revoked | peer | shutdown | superseded
+        self.reason = reason
+        self.peer_kind = peer_kind  # for kind == peer: cancelled | failed | interrupted | denied
+
+
+@dataclass
+class Attempt:
+    job_id: str
+    number: int
+    started: float = field(default_factory=time.monotonic)
+    stop_reason: Stop | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def stop(self, reason: Stop) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def check(self) -> None:
+        if self.stop_reason is not None:
+            raise self.stop_reason
+
+
+def new_job_id() -> str:
+    return "j-" + secrets.token_hex(8)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def job_dict(job: Job, steps: list[JobStep] | None = None) -> dict[str, Any]:
+    out = {
+        "id": job.id, "name": job.name, "role": job.role, "peer": job.peer, "state": job.state,
+        "table": job.table_name, "peer_table": _other_table(job), "purpose": job.purpose,
+        "ops": job.manifest.get("ops", []), "result_to": job.manifest.get("result_to"),
+        "created_by": job.created_by, "created_at": _iso(job.created_at), "updated_at": _iso(job.updated_at),
+        "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at), "attempt": job.attempt,
+        "current_step": job.current_step, "error": job.error, "local_decision": job.local_decision,
+        "peer_decision": job.peer_decision, "decision_reason": job.decision_reason, "grant_id": job.grant_id,
+        "schedule_id": job.schedule_id, "rerun_of": job.rerun_of,
+    }
+    if steps is not None:
+        out["steps"] = [{"id": s.step_id, "op": s.op, "state": s.state, "attempt": s.attempt,
+                         "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at),
+                         "summary": s.summary, "error": s.error} for s in steps]
+    return out
+
+
+def _other_table(job: Job) -> str | None:
+    tables = job.manifest.get("tables", {})
+    return tables.get("responder" if job.role == "initiator" else "initiator", {}).get("table")
+
+
+class JobManager:
+    def __init__(self, node: "NodeService", *, max_attempts: int = 3, peer_deadline: float = 600.0,
+                 approval_timeout: float = 7 * 86400.0, poll_interval: float = 2.0) -> None:
+        self.node = node
+        self.ctx = node.ctx
+        self.max_attempts = max_attempts
+        self.peer_deadline = peer_deadline
+        self.approval_timeout = approval_timeout
+        self.poll_interval = poll_interval
+        self._attempts: dict[str, Attempt] = {}
+        self._lock = threading.RLock()
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
+        self._backoff: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+        self.counters: dict[str, int] = {}
+
+    # == lifecycle =====================================================================
+    def start(self) -> None:
+        self._recover()
+        self._thread = threading.Thread(target=self._supervise, name=f"rs-jobs-{self.ctx.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self.wake()
+        with self._lock:
+            attempts = list(self._attempts.values())
+        for attempt in attempts:
+            attempt.stop(Stop("shutdown", f"node '{self.ctx.name}' is shutting down"))
+        deadline = time.monotonic() + timeout
+        for attempt in attempts:
+            attempt.done.wait(max(0.0, deadline - time.monotonic()))
+        if self._thread is not None:
+            self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
+
+    def wake(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def running_attempts(self) -> int:
+        with self._lock:
+            return len(self._attempts)
+
+    # == queries =========================================================================
+    def get(self, job_id: str) -> dict[str, Any]:
+        with self.ctx.db.session() as s:
+            job = self._job(s, job_id)
+            steps = list(s.execute(select(JobStep).where(JobStep.job_id == job_id).order_by(JobStep.position)).scalars())
+            return job_dict(job, steps)
+
+    def list(self, *, state: str | None = None, limit: int = 100, schedule_id: int | None = None) -> list[dict[str, Any]]:
+        with self.ctx.db.session() as s:
+            query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+            if state:
+                query = query.where(Job.state == state)
+            if schedule_id is not None:
+                query = query.where(Job.schedule_id == schedule_id)
+            return [job_dict(j) for j in s.execute(query).scalars()]
+
+    def logs(self, job_id: str) -> list[dict[str, Any]]:
+        with self.ctx.db.session() as s:
+            self._job(s, job_id)
+            rows = s.execute(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).scalars()
+            return [{"ts": e.ts.isoformat(), "level": e.level, "message": e.message} for e in rows]
+
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        with self.ctx.db.session() as s:
+            self._job(s, job_id)
+            rows = s.execute(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.id)).scalars()
+            return [artifact_dict(a) for a in rows]
+
+    def artifact_file(self, artifact_id: int, actor: str) -> tuple[dict[str, Any], Path]:
+        with self.ctx.db.session() as s:
+            art = s.get(Artifact, artifact_id)
+            if art is None:
+                raise NotFound(f"no artifact #{artifact_id}")
+            path = (self.ctx.home.path / art.path).resolve()
+            if not path.is_file():
+                raise NotFound(f"artifact #{artifact_id} ({art.name}) is missing from the node home")
+            self.ctx.audit.append(s, actor, "artifact.download", f"artifact:{artifact_id}",
+                                  {"job": art.job_id, "name": art.name, "bytes": art.size})
+            return artifact_dict(art), path
+
+    @staticmethod
+    def _job(session: Any, job_id: str) -> Job:
+        job = session.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 40 else None
+        if job is None:
+            raise NotFound(f"no job '{job_id}' on this node")
+        return job
+
+    # == submitting (initiator) ==========================================================
+    def submit(self, actor: str, spec: JobSpec | dict[str, Any] | str, *, schedule_id: int | None = None,
+               rerun_of: str | None = None) -> dict[str, Any]:
+        spec = spec if isinstance(spec, JobSpec) else parse_spec(spec)  # type: ignore[arg-type]
+        home = self.ctx.home
+        home.peer(spec.peer)  # a pinned peer, or a clear error
+        steps, ops = self._check_steps(spec)
+        job_id = new_job_id()
+        now = utcnow()
+        with self.ctx.db.session() as s:
+            table = source_of(get_table(s, spec.table))
+            columns = sorted({c for st in steps for c in get_component(st["op"]).columns(table)})
+            manifest = {
+                "job_id": job_id, "name": spec.name, "initiator": home.name, "purpose": spec.purpose,
+                "result_to": spec.result_to, "timeout": spec.timeout, "steps": steps, "ops": ops,
+                "initiator_role": spec.role,
+                "tables": {"initiator": {"table": spec.table, "columns": columns},
+                           "responder": {"table": spec.peer_table}},
+                "requested_by": actor,
+            }
+            job = Job(id=job_id, name=spec.name, role="initiator", peer=spec.peer, state="proposing",
+                      manifest=manifest, table_name=spec.table, purpose=spec.purpose, created_by=actor,
+                      created_at=now, updated_at=now, attempt=0, local_decision="pending",
+                      peer_decision="pending", schedule_id=schedule_id, rerun_of=rerun_of, next_action_at=now,
+                      deadline_at=now + dt.timedelta(seconds=self.peer_deadline))
+            s.add(job)
+            self._add_steps(s, job_id, steps)
+            s.flush()
+            self.ctx.audit.append(s, actor, "job.submit", f"job:{job_id}", {
+                "peer": spec.peer, "table": spec.table, "peer_table": spec.peer_table, "ops": ops,
+                "purpose": spec.purpose, "result_to": spec.result_to, "columns": columns,
+                "schedule": schedule_id, "rerun_of": rerun_of,
+            })
+            self._decide_locally(s, job, ops, manifest, actor)
+            self._event(s, job_id, "info", f"submitted by {actor}: {spec.name}")
+            result = job_dict(job)
+        self.wake()
+        return result
+
+    def _check_steps(self, spec: JobSpec) -> tuple[list[dict[str, Any]], list[str]]:
+        steps, ops = [], []
+        for step in spec.steps:
+            component = get_component(step.op)
+            params = component.check_params(dict(step.params), spec)
+            steps.append({"id": step.id, "op": step.op, "needs": list(step.needs), "params": params})
+            if component.grant_op and component.grant_op not in ops:
+                ops.append(component.grant_op)
+        if not ops:
+            raise InputError("the job has no step that works with the peer (e.g. op: psi)")
+        return steps, ops
+
+    @staticmethod
+    def _add_steps(s: Any, job_id: str, steps: list[dict[str, Any]]) -> None:
+        for i, st in enumerate(steps):
+            s.add(JobStep(job_id=job_id, step_id=st["id"], position=i, op=st["op"], state="pending", attempt=0,
+                          summary={}))
+
+    def _decide_locally(self, s: Any, job: Job, ops: list[str], manifest: dict[str, Any], actor: str) -> None:
+        """Check this node's own grants for its own table; set local_decision (and the state if it ends here)."""
+        decision = grants_mod.evaluate(s, table=job.table_name, peer=job.peer, ops=ops,
+                                       result_to=manifest["result_to"])
+        if decision.kind == "covered" and not grants_mod.consume_run(s, decision.grant_id):  # type: ignore[arg-type]
+            decision = grants_mod.Decision("refused", f"grant #{decision.grant_id} has no runs left")
+        if decision.kind == "covered":
+            job.local_decision, job.grant_id = "covered", decision.grant_id
+        elif decision.kind == "refused":
+            job.local_decision, job.decision_reason = "refused", decision.reason
+        else:
+            job.local_decision = "pending"
+            grants_mod.request_approval(self.ctx, s, job, ops, manifest, actor)
+        job.decision_reason = job.decision_reason or decision.reason
+        self.ctx.audit.append(s, "node", "job.decision", f"job:{job.id}", {
+            "side": "local", "decision": job.local_decision, "grant": job.grant_id, "reason": decision.reason,
+        })
+        self._event(s, job.id, "info", f"this node's decision: {job.local_decision} ({decision.reason})")
+        if decision.kind == "refused":
+            self._finish(s, job, "refused", decision.reason)
+
+    # == approvals ======================================================================
+    def decide_approval(self, actor: str, approval_id: int, approve: bool, reason: str = "") -> dict[str, Any]:
+        with self.ctx.db.session() as s:
+            approval = grants_mod.decide(self.ctx, s, actor, approval_id, approve, reason)
+            job = s.get(Job, approval.job_id)
+            out = grants_mod.approval_dict(approval)
+            if job is None or job.state in TERMINAL:
+                return out
+            job.local_decision = "approved" if approve else "denied"
+            if not approve:
+                job.decision_reason = f"denied by {actor}: {reason}"
+            job.updated_at = utcnow()
+            self._event(s, job.id, "info", f"{'approved' if approve else 'denied'} by {actor}"
+                        + (f": {reason}" if reason else ""))
+            role, peer, job_id = job.role, job.peer, job.id
+            if role == "initiator":
+                self._advance_initiator(s, job)
+            else:
+                if approve:
+                    job.state = "queued"
+                else:
+                    self._finish(s, job, "denied", job.decision_reason)
+        if role == "responder":
+            self._notify_async(peer, f"/jobs/{job_id}/decision",
+                               {"decision": "approved" if approve else "denied", "reason": reason})
+        self.wake()
+        return out
+
+    # == cancel / rerun ==================================================================
+    def cancel(self, actor: str, job_id: str, reason: str = "") -> dict[str, Any]:
+        reason = reason or f"cancelled by {actor}"
+        with self.ctx.db.session() as s:
+            job = self._job(s, job_id)
+            if job.state in TERMINAL:
+                raise Conflict(f"job {job_id} already {job.state}")
+            self.ctx.audit.append(s, actor, "job.cancel", f"job:{job_id}", {"reason": reason, "state": job.state})
+            attempt = self._attempts.get(job_id)
+            if attempt is None:
+                self._finish(s, job, "cancelled", reason)
+                self._withdraw_approvals(s, job_id)
+        if attempt is not None:
+            attempt.stop(Stop("cancelled", reason))
+        else:
+            self._notify_async(self._peer_of(job_id), f"/jobs/{job_id}/abort",
+                               {"attempt": None, "kind": "cancelled", "reason": reason})
+        self.wake()
+        return self.get(job_id)
+
+    def rerun(self, actor: str, job_id: str) -> dict[str, Any]:
+        with self.ctx.db.session() as s:
+            job = self._job(s, job_id)
+            if job.role != "initiator":
+                raise Conflict(f"job {job_id} was started by peer '{job.peer}'; only its initiator can rerun it")
+            spec = self._spec_of(job)
+        return self.submit(actor, spec, rerun_of=job_id)
+
+    @staticmethod
+    def _spec_of(job: Job) -> dict[str, Any]:
+        m = job.manifest
+        return {"name": m["name"], "peer": job.peer, "table": job.table_name,
+                "peer_table": m["tables"]["responder"]["table"], "purpose": m["purpose"],
+                "role": m["initiator_role"], "result_to": m["result_to"], "timeout": m["timeout"],
+                "steps": [{"id": st["id"], "op": st["op"], "needs": st["needs"], "params": st["params"]}
+                          for st in m["steps"]]}
+
+    def _peer_of(self, job_id: str) -> str:
+        with self.ctx.db.session() as s:
+            return self._job(s, job_id).peer
+
+    # == schedules ======================================================================
+    def add_schedule(self, actor: str, spec: JobSpec | dict[str, Any] | str, cron: str | None = None) -> dict[str, Any]:
+        spec = spec if isinstance(spec, JobSpec) else parse_spec(spec)  # type: ignore[arg-type]
+        cron = cron or spec.schedule
+        if not cron or not croniter.is_valid(cron):
+            raise InputError(f"'{cron}' is not a cron expression", hint='e.g. --cron "0 2 * * *" (every night at 02:00)')
+        self.ctx.home.peer(spec.peer)
+        self._check_steps(spec)
+        data = spec.model_dump()
+        data["schedule"] = None
+        now = utcnow()
+        with self.ctx.db.session() as s:
+            get_table(s, spec.table)
+            row = Schedule(name=spec.name, cron=cron, spec=data, enabled=True, created_at=now, created_by=actor,
+                           next_run_at=croniter(cron, now).get_next(dt.datetime), last_run_at=None, last_job_id=None)
+            s.add(row)
+            s.flush()
+            self.ctx.audit.append(s, actor, "schedule.add", f"schedule:{row.id}", {
+                "cron": cron, "peer": spec.peer, "table": spec.table, "peer_table": spec.peer_table,
+                "ops": spec.ops, "purpose": spec.purpose})
+            return schedule_dict(row)
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        with self.ctx.db.session() as s:
+            return [schedule_dict(r) for r in s.execute(select(Schedule).order_by(Schedule.id)).scalars()]
+
+    def remove_schedule(self, actor: str, schedule_id: int) -> None:
+        with self.ctx.db.session() as s:
+            row = s.get(Schedule, schedule_id)
+            if row is None or not row.enabled:
+                raise NotFound(f"no schedule #{schedule_id}")
+            row.enabled = False
+            self.ctx.audit.append(s, actor, "schedule.remove", f"schedule:{schedule_id}", {})
+
+    def trigger(self, actor: str, schedule_id: int) -> dict[str, Any]:
+        """Run a scheduled job now (what the scheduler does at each cron time)."""
+        with self.ctx.db.session() as s:
+            row = s.get(Schedule, schedule_id)
+            if row is None or not row.enabled:
+                raise NotFound(f"no schedule #{schedule_id}")
+            spec, creator = dict(row.spec), row.created_by
+        job = self.submit(f"schedule:{schedule_id}", spec, schedule_id=schedule_id)
+        with self.ctx.db.session() as s:
+            row = s.get(Schedule, schedule_id)
+            row.last_run_at, row.last_job_id = utcnow(), job["id"]
+            self.ctx.audit.append(s, actor, "schedule.run", f"schedule:{schedule_id}",
+                                  {"job": job["id"], "created_by": creator})
+        return job
+
+    def _run_due_schedules(self) -> None:
+        now = utcnow()
+        with self.ctx.db.session() as s:
+            due = [(r.id, r.cron) for r in s.execute(select(Schedule).where(
+                Schedule.enabled.is_(True), Schedule.next_run_at <= now)).scalars()]
+            for sid, cron in due:
+                s.get(Schedule, sid).next_run_at = croniter(cron, now).get_next(dt.datetime)
+        for sid, _ in due:
+            try:
+                self.trigger("scheduler", sid)
+            except RiskshareError as exc:
+                log.warning("scheduled job %s could not start: %s", sid, exc)
+                self.ctx.audit.record("scheduler", "schedule.error", f"schedule:{sid}", {"error": str(exc)})
+
+    # == the supervisor ==================================================================
+    def _supervise(self) -> None:
+        last_schedule_check = 0.0
+        while not self._stopping.is_set():
+            try:
+                if time.monotonic() - last_schedule_check >= 1.0:
+                    last_schedule_check = time.monotonic()
+                    self._run_due_schedules()
+                self._tick()
+            except Exception:  # noqa: BLE001 - the supervisor must survive anything and say so
+                log.error("job supervisor error:\n%s", traceback.format_exc())
+            with self._wake:
+                self._wake.wait(0.5)
+
+    def _tick(self) -> None:
+        now = utcnow()
+        with self.ctx.db.session() as s:
+            due = [(j.id, j.role, j.state) for j in s.execute(select(Job).where(
+                Job.state.in_(("proposing", "waiting_approval", "starting")),
+                (Job.next_action_at.is_(None)) | (Job.next_action_at <= now))).scalars()]
+        for job_id, role, state in due:
+            if self._stopping.is_set():
+                return
+            if role == "initiator" and state == "proposing":
+                self._propose(job_id)
+            elif role == "initiator" and state == "waiting_approval":
+                self._poll_peer_decision(job_id)
+            elif role == "initiator" and state == "starting":
+                self._start_attempt(job_id)
+            elif role == "responder" and state == "waiting_approval":
+                self._expire_approval(job_id)
+
+    def _retry_later(self, job_id: str, error: RiskshareError, what: str) -> None:
+        delay = min(max(self._backoff.get(job_id, 0.25) * 2, 0.5), 15.0)
+        self._backoff[job_id] = delay
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            if job.deadline_at and utcnow() > job.deadline_at:
+                self._finish(s, job, "failed", f"step '{what}': {error} (gave up after {self.peer_deadline:g} s)")
+                return
+            job.next_action_at = utcnow() + dt.timedelta(seconds=delay)
+            if delay >= 4:
+                self._event(s, job_id, "warning", f"{what}: {error}; retrying in {delay:g} s")
+
+    def _propose(self, job_id: str) -> None:
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            if job.state != "proposing":
+                return
+            if job.local_decision in ("denied", "refused"):
+                self._advance_initiator(s, job)
+                return
+            peer, manifest = job.peer, dict(job.manifest)
+        try:
+            answer = self.node.peer_client.call(peer, "POST", "/jobs", {"job_id": job_id, "manifest": manifest})
+        except PeerRefused as exc:
+            with self.ctx.db.session() as s:
+                self._finish(s, s.get(Job, job_id), "refused", str(exc))
+            return
+        except PeerError as exc:
+            self._retry_later(job_id, exc, "propose")
+            return
+        self._backoff.pop(job_id, None)
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            self.ctx.audit.append(s, "node", "job.propose", f"job:{job_id}", {"peer": peer, "answer": answer.get("decision")})
+            self._apply_peer_decision(s, job, answer)
+
+    def _apply_peer_decision(self, s: Any, job: Job, answer: dict[str, Any]) -> None:
+        decision = str(answer.get("decision", "pending"))
+        if decision not in ("pending", "covered", "approved", "denied", "refused"):
+            decision = "pending"
+        if job.peer_decision != decision:
+            job.peer_decision = decision
+            reason = answer.get("reason") or ""
+            if decision in ("denied", "refused"):
+                job.decision_reason = f"peer '{job.peer}' {decision} the job: {reason}"
+            self._event(s, job.id, "info", f"peer '{job.peer}' decision: {decision}" + (f" ({reason})" if reason else ""))
+            self.ctx.audit.append(s, "node", "job.decision", f"job:{job.id}",
+                                  {"side": "peer", "peer": job.peer, "decision": decision, "reason": reason})
+        self._advance_initiator(s, job, proposed=True)
+
+    def _advance_initiator(self, s: Any, job: Job, proposed: bool = False) -> None:
+        """Move an initiator's job on after a decision; ``proposed``: the peer has the proposal."""
+        if job.state in TERMINAL or job.state in ("running", "starting"):
+            return
+        for side, decision in (("local", job.local_decision), ("peer", job.peer_decision)):
+            if decision in ("denied", "refused"):
+                reason = job.decision_reason or f"{side} {decision}"
+                self._finish(s, job, decision, reason)
+                if side == "local":
+                    self._notify_async(job.peer, f"/jobs/{job.id}/abort",
+                                       {"attempt": None, "kind": "cancelled", "reason": reason})
+                return
+        if job.local_decision in ACCEPTED and job.peer_decision in ACCEPTED:
+            job.state = "starting"
+            job.next_action_at = utcnow()
+            job.deadline_at = utcnow() + dt.timedelta(seconds=self.peer_deadline)
+            self._event(s, job.id, "info", "both nodes accepted the job; starting")
+        elif job.state == "proposing" and proposed:
+            job.state = "waiting_approval"
+            job.next_action_at = utcnow() + dt.timedelta(seconds=self.poll_interval)
+            job.deadline_at = utcnow() + dt.timedelta(seconds=self.approval_timeout)
+        job.updated_at = utcnow()
+        self.wake()
+
+    def _poll_peer_decision(self, job_id: str) -> None:
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            if job.state != "waiting_approval":
+                return
+            if job.deadline_at and utcnow() > job.deadline_at:
+                self._finish(s, job, "failed", f"not approved within {self.approval_timeout / 86400:g} days")
+                return
+            peer, need_peer = job.peer, job.peer_decision == "pending"
+            job.next_action_at = utcnow() + dt.timedelta(seconds=self.poll_interval)
+            if not need_peer:
+                self._advance_initiator(s, job)
+                return
+        try:
+            answer = self.node.peer_client.call(peer, "GET", f"/jobs/{job_id}")
+        except (PeerError, PeerRefused):
+            return  # keep waiting; the peer may be restarting
+        with self.ctx.db.session() as s:
+            self._apply_peer_decision(s, s.get(Job, job_id), answer)
+
+    def _expire_approval(self, job_id: str) -> None:
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            job.next_action_at = utcnow() + dt.timedelta(seconds=60)
+            if job.created_at + dt.timedelta(seconds=self.approval_timeout) < utcnow():
+                self._finish(s, job, "failed", f"not approved within {self.approval_timeout / 86400:g} days")
+                self._withdraw_approvals(s, job_id)
+
+    def _completed_steps(self, s: Any, job_id: str) -> list[str]:
+        steps = s.execute(select(JobStep).where(JobStep.job_id == job_id).order_by(JobStep.position)).scalars()
+        return [st.step_id for st in steps if st.state == "succeeded"]
+
+    def _start_attempt(self, job_id: str) -> None:
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            if job.state != "starting" or job_id in self._attempts:
+                return
+            number = job.attempt + 1
+            if number > self.max_attempts:
+                step = job.current_step or "start"
+                self._finish(s, job, "failed", f"step '{step}' was interrupted {job.attempt} times "
+                             f"(node or peer restarts); giving up after {self.max_attempts} attempts")
+                self._notify_async(job.peer, f"/jobs/{job_id}/abort",
+                                   {"attempt": None, "kind": "failed", "reason": job.error})
+                return
+            peer, completed = job.peer, self._completed_steps(s, job_id)
+        try:
+            answer = self.node.peer_client.call(peer, "POST", f"/jobs/{job_id}/run",
+                                                {"attempt": number, "completed": completed})
+        except PeerRefused as exc:
+            with self.ctx.db.session() as s:
+                self._finish(s, s.get(Job, job_id), "failed", f"step 'start': {exc}")
+            return
+        except PeerError as exc:
+            self._retry_later(job_id, exc, "start")
+            return
+        self._backoff.pop(job_id, None)
+        self._launch(job_id, number, str(answer.get("start_step") or ""))
+
+    # == running an attempt ============================================================
+    def _launch(self, job_id: str, number: int, start_step: str) -> None:
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            steps = [st["id"] for st in job.manifest["steps"]]
+            if start_step not in steps:
+                start_step = steps[0]
+            job.state, job.attempt, job.start_step = "running", number, start_step
+            job.started_at = job.started_at or utcnow()
+            job.updated_at = utcnow()
+            job.error = None
+            self._event(s, job_id, "info", f"attempt {number} started at step '{start_step}'")
+            self.ctx.audit.append(s, "node", "job.attempt", f"job:{job_id}", {"attempt": number, "start_step": start_step})
+        attempt = Attempt(job_id, number)
+        with self._lock:
+            self._attempts[job_id] = attempt
+        attempt.thread = threading.Thread(target=self._execute, args=(attempt, start_step),
+                                          name=f"rs-job-{job_id}", daemon=True)
+        attempt.thread.start()
+        threading.Thread(target=self._watch, args=(attempt,), name=f"rs-watch-{job_id}", daemon=True).start()
+
+    def _watch(self, attempt: Attempt) -> None:
+        """Stop the attempt if its grant is revoked or expires, or the peer stopped its side."""
+        last_peer_poll = time.monotonic()
+        while not attempt.done.wait(1.0):
+            try:
+                with self.ctx.db.session() as s:
+                    job = s.get(Job, attempt.job_id)
+                    grant_id, peer = job.grant_id, job.peer
+                    if grant_id is not None:
+                        why = grants_mod.check_still_valid(s, grant_id)
+                        if why:
+                            attempt.stop(Stop("revoked", why))
+                            continue
+                if time.monotonic() - last_peer_poll >= 3.0 and time.monotonic() - attempt.started > 5.0:
+                    last_peer_poll = time.monotonic()
+                    try:
+                        answer = self.node.peer_client.call(peer, "GET", f"/jobs/{attempt.job_id}", timeout=5.0)
+                    except (PeerError, PeerRefused):
+                        continue  # unreachable: the link's own timeouts decide
+                    state, their_attempt = answer.get("state"), answer.get("attempt", 0)
+                    if state in ("failed", "cancelled", "denied", "refused"):
+                        attempt.stop(Stop("peer", f"peer '{peer}' {state} the job: {answer.get('error') or ''}",
+                                          "cancelled" if state == "cancelled" else "failed"))
+                    elif their_attempt < attempt.number or (state != "running" and state != "succeeded"):
+                        attempt.stop(Stop("peer", f"peer '{peer}' is no longer running attempt {attempt.number}",
+                                          "interrupted"))
+            except Exception:  # noqa: BLE001 - the watcher must not die silently
+                log.warning("job watcher error:\n%s", traceback.format_exc())
+
+    def _execute(self, attempt: Attempt, start_step: str) -> None:
+        job_id = attempt.job_id
+        step_id = "start"
+        try:
+            with self.ctx.db.session() as s:
+                job = s.get(Job, job_id)
+                manifest, peer, role, table_name = dict(job.manifest), job.peer, job.role, job.table_name
+                table = source_of(get_table(s, table_name))
+            steps = manifest["steps"]
+            protocol_role = manifest["initiator_role"] if role == "initiator" else (
+                "sender" if manifest["initiator_role"] == "receiver" else "receiver")
+            workdir = self.ctx.artifacts_dir / job_id
+            workdir.mkdir(parents=True, exist_ok=True)
+            values: dict[str, Any] = {}
+            start_index = next(i for i, st in enumerate(steps) if st["id"] == start_step)
+            prefix = f"job/{job_id}/{attempt.number}"
+            for index, step in enumerate(steps):
+                step_id = step["id"]
+                component = get_component(step["op"])
+                link = JobLink(self.node.link, f"{prefix}/{step_id}", peer, attempt.check, float(manifest["timeout"]))
+                ctx = StepContext(
+                    job_id=job_id, step_id=step_id, params=dict(step["params"]), manifest=manifest, peer=peer,
+                    protocol_role=protocol_role, result_to=manifest["result_to"], link=link, table=table,
+                    inputs={n: values[n] for n in step["needs"] if n in values}, workdir=workdir,
+                    check=attempt.check, log=lambda m, _j=job_id: self._log(_j, "info", m),
+                    add_artifact=lambda name, path, media_type, rows=None, _j=job_id, _s=step_id:
+                        self._add_artifact(_j, _s, name, path, media_type, rows),
+                )
+                saved = workdir / ".steps" / step_id
+                if index < start_index and component.talks_to_peer:
+                    value = component.load(saved, ctx)
+                    if value is None:
+                        raise InputError(f"cannot resume at step '{start_step}': the saved output of step "
+                                         f"'{step_id}' is missing or the table changed since",
+                                         hint="rerun the job")
+                    values[step_id] = value
+                    continue
+                attempt.check()
+                self._step_started(job_id, step_id, attempt.number)
+                result = component.run(ctx)
+                attempt.check()
+                if component.talks_to_peer:
+                    component.save(result.value, saved)
+                values[step_id] = result.value
+                self._step_finished(job_id, step_id, attempt.number, result.summary)
+            self._succeeded(job_id, peer)
+        except Stop as stop:
+            self._stopped(attempt, step_id, stop)
+        except RiskshareError as exc:
+            self._failed(attempt, step_id, f"step '{step_id}' failed: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug, but the job must still end and say where
+            log.error("job %s step %s crashed:\n%s", job_id, step_id, traceback.format_exc())
+            self._failed(attempt, step_id, f"step '{step_id}' failed with an internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self.node.link.discard(f"job/{job_id}/{attempt.number}/")
+            with self._lock:
+                if self._attempts.get(job_id) is attempt:
+                    del self._attempts[job_id]
+            attempt.done.set()
+            self.wake()
+
+    def _step_started(self, job_id: str, step_id: str, number: int) -> None:
+        with self.ctx.db.session() as s:
+            step = s.get(JobStep, (job_id, step_id))
+            step.state, step.attempt, step.started_at, step.finished_at, step.error = "running", number, utcnow(), None, None
+            job = s.get(Job, job_id)
+            job.current_step, job.updated_at = step_id, utcnow()
+            self.ctx.audit.append(s, "node", "job.step.start", f"job:{job_id}", {"step": step_id, "attempt": number})
+
+    def _step_finished(self, job_id: str, step_id: str, number: int, summary: dict[str, Any]) -> None:
+        with self.ctx.db.session() as s:
+            step = s.get(JobStep, (job_id, step_id))
+            step.state, step.finished_at, step.summary = "succeeded", utcnow(), summary
+            self.ctx.audit.append(s, "node", "job.step.finish", f"job:{job_id}",
+                                  {"step": step_id, "attempt": number, "summary": summary})
+            self._event(s, job_id, "info", f"step '{step_id}' done: {_short(summary)}")
+
+    def _add_artifact(self, job_id: str, step_id: str, name: str, path: Path, media_type: str,
+                      rows: int | None = None) -> None:
+        data = Path(path).read_bytes()
+        with self.ctx.db.session() as s:
+            for old in s.execute(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)).scalars():
+                s.delete(old)
+            art = Artifact(job_id=job_id, step_id=step_id, name=name,
+                           path=str(Path(path).resolve().relative_to(self.ctx.home.path.resolve())),
+                           media_type=media_type, size=len(data), sha256=sha256_hex(data), rows=rows,
+                           created_at=utcnow())
+            s.add(art)
+            s.flush()
+            self.ctx.audit.append(s, "node", "artifact.create", f"artifact:{art.id}",
+                                  {"job": job_id, "step": step_id, "name": name, "bytes": len(data), "rows": rows})
+
+    def _succeeded(self, job_id: str, peer: str) -> None:
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            self._finish(s, job, "succeeded", None)
+        self.exchange_heads(peer, job_id)
+
+    def _stopped(self, attempt: Attempt, step_id: str, stop: Stop) -> None:
+        job_id = attempt.job_id
+        if stop.kind == "superseded":
+            return
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            self._mark_step(s, job_id, step_id, "interrupted" if stop.kind in ("shutdown", "peer") else "failed",
+                            stop.reason)
+            if stop.kind == "shutdown":
+                self._event(s, job_id, "warning", f"interrupted at step '{step_id}': {stop.reason}")
+                peer, notify = job.peer, ("interrupted", stop.reason)
+            elif stop.kind == "peer" and stop.peer_kind == "interrupted":
+                self._event(s, job_id, "warning", f"step '{step_id}': {stop.reason}")
+                if job.role == "initiator":
+                    job.state, job.next_action_at = "starting", utcnow()
+                    job.deadline_at = utcnow() + dt.timedelta(seconds=self.peer_deadline)
+                else:
+                    job.state = "queued"
+                peer, notify = job.peer, None
+            elif stop.kind == "peer":
+                state = "cancelled" if stop.peer_kind == "cancelled" else "failed"
+                self._finish(s, job, state, f"step '{step_id}': {stop.reason}")
+                peer, notify = job.peer, None
+            elif stop.kind == "cancelled":
+                self._finish(s, job, "cancelled", f"cancelled at step '{step_id}': {stop.reason}")
+                peer, notify = job.peer, ("cancelled", stop.reason)
+            else:  # revoked
+                self._finish(s, job, "failed", f"stopped before finishing step '{step_id}': {stop.reason}")
+                peer, notify = job.peer, ("failed", job.error)
+        if notify is not None:
+            body = {"attempt": attempt.number, "kind": notify[0], "reason": notify[1], "step": step_id}
+            if stop.kind == "shutdown":
+                try:  # while shutting down: one quick try, no background thread
+                    self.node.peer_client.call(peer, "POST", f"/jobs/{job_id}/abort", body, timeout=2.0)
+                except (PeerError, PeerRefused):
+                    pass
+            else:
+                self._notify_async(peer, f"/jobs/{job_id}/abort", body)
+
+    def _failed(self, attempt: Attempt, step_id: str, message: str) -> None:
+        job_id = attempt.job_id
+        if attempt.stop_reason is not None:  # the failure was caused by a stop (e.g. the link was cut)
+            self._stopped(attempt, step_id, attempt.stop_reason)
+            return
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            self._mark_step(s, job_id, step_id, "failed", message)
+            self._finish(s, job, "failed", message)
+            peer = job.peer
+        self._notify_async(peer, f"/jobs/{job_id}/abort",
+                           {"attempt": attempt.number, "kind": "failed", "reason": message, "step": step_id})
+
+    @staticmethod
+    def _mark_step(s: Any, job_id: str, step_id: str, state: str, error: str) -> None:
+        step = s.get(JobStep, (job_id, step_id))
+        if step is not None and step.state == "running":
+            step.state, step.error, step.finished_at = state, error, utcnow()
+
+    def _finish(self, s: Any, job: Job, state: str, error: str | None) -> None:
+        job.state, job.error = state, error
+        job.finished_at = job.updated_at = utcnow()
+        job.next_action_at = None
+        self.counters[state] = self.counters.get(state, 0) + 1
+        self._event(s, job.id, "info" if state == "succeeded" else "error",
+                    f"job {state}" + (f": {error}" if error else ""))
+        self.ctx.audit.append(s, "node", "job.finish", f"job:{job.id}",
+                              {"state": state, "error": error, "attempt": job.attempt})
+        self._backoff.pop(job.id, None)
+
+    def _withdraw_approvals(self, s: Any, job_id: str) -> None:
+        for a in s.execute(select(Approval).where(Approval.job_id == job_id, Approval.state == "pending")).scalars():
+            a.state, a.decided_at, a.decided_by = "withdrawn", utcnow(), "node"
+
+    # == recovery =======================================================================
+    def _recover(self) -> None:
+        with self.ctx.db.session() as s:
+            running = list(s.execute(select(Job).where(Job.state == "running")).scalars())
+            to_notify = []
+            for job in running:
+                step = job.current_step or "start"
+                self._mark_step(s, job.id, step, "interrupted", "the node restarted during this step")
+                self._event(s, job.id, "warning", f"node restarted while step '{step}' of attempt {job.attempt} "
+                            "was running")
+                self.ctx.audit.append(s, "node", "job.interrupted", f"job:{job.id}", {"step": step, "attempt": job.attempt})
+                if job.role == "initiator":
+                    job.state, job.next_action_at = "starting", utcnow()
+                    job.deadline_at = utcnow() + dt.timedelta(seconds=self.peer_deadline)
+                else:
+                    job.state = "queued"
+                    to_notify.append((job.peer, job.id, job.attempt, step))
+        for peer, job_id, number, step in to_notify:
+            self._notify_async(peer, f"/jobs/{job_id}/abort", {
+                "attempt": number, "kind": "interrupted", "step": step,
+                "reason": f"node '{self.ctx.name}' restarted during step '{step}'"})
+
+    # == the peer's side (called by /peer/v1) ===========================================
+    def receive_proposal(self, peer: str, job_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        if not JOB_ID_RE.match(job_id or ""):
+            raise InputError("malformed job id")
+        with self.ctx.db.session() as s:
+            existing = s.get(Job, job_id)
+            if existing is not None:
+                if existing.peer != peer or existing.role != "responder":
+                    raise Conflict(f"job {job_id} exists here and is not yours")
+                return self.peer_view(existing)
+        spec = self._manifest_spec(manifest)
+        steps, ops = self._check_steps(spec)
+        if ops != manifest.get("ops"):
+            raise InputError("the manifest's operations do not match its steps")
+        now = utcnow()
+        with self.ctx.db.session() as s:
+            table = source_of(get_table(s, spec.table))
+            mine = dict(manifest)
+            mine["steps"] = steps
+            mine["tables"] = {"initiator": dict(manifest["tables"]["initiator"]),
+                              "responder": {"table": spec.table, "columns": sorted(
+                                  {c for st in steps for c in get_component(st["op"]).columns(table)})}}
+            job = Job(id=job_id, name=spec.name, role="responder", peer=peer, state="waiting_approval",
+                      manifest=mine, table_name=spec.table, purpose=spec.purpose, created_by=f"peer:{peer}",
+                      created_at=now, updated_at=now, attempt=0, local_decision="pending",
+                      peer_decision="covered", next_action_at=now + dt.timedelta(seconds=60))
+            s.add(job)
+            self._add_steps(s, job_id, steps)
+            s.flush()
+            self.ctx.audit.append(s, f"peer:{peer}", "job.proposal", f"job:{job_id}", {
+                "peer": peer, "table": spec.table, "ops": ops, "purpose": spec.purpose,
+                "result_to": spec.result_to, "requested_by": str(manifest.get("requested_by", ""))[:80],
+                "peer_columns": manifest["tables"]["initiator"].get("columns", []),
+            })
+            self._decide_locally(s, job, ops, mine, f"peer:{peer}")
+            if job.local_decision == "covered":
+                job.state = "queued"
+            return self.peer_view(job)
+
+    def _manifest_spec(self, manifest: Any) -> JobSpec:
+        try:
+            tables = manifest["tables"]
+            role = manifest["initiator_role"]
+            return parse_spec({
+                "name": manifest.get("name", ""), "peer": self.ctx.name, "table": tables["responder"]["table"],
+                "peer_table": tables["initiator"]["table"], "purpose": manifest["purpose"],
+                "role": "sender" if role == "receiver" else "receiver", "result_to": manifest["result_to"],
+                "timeout": manifest["timeout"], "steps": manifest["steps"],
+            })
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"malformed job manifest (missing {exc})") from None
+
+    @staticmethod
+    def peer_view(job: Job) -> dict[str, Any]:
+        return {"job_id": job.id, "state": job.state, "decision": job.local_decision,
+                "reason": job.decision_reason if job.local_decision in ("denied", "refused") else
+                (job.decision_reason or ""), "attempt": job.attempt, "current_step": job.current_step,
+                "error": job.error}
+
+    def peer_status(self, peer: str, job_id: str) -> dict[str, Any]:
+        with self.ctx.db.session() as s:
+            job = self._peer_job(s, peer, job_id)
+            return self.peer_view(job)
+
+    def _peer_job(self, s: Any, peer: str, job_id: str) -> Job:
+        job = s.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 40 else None
+        if job is None or job.peer != peer:
+            raise NotFound(f"no job '{job_id}' with peer '{peer}' here")
+        return job
+
+    def peer_run(self, peer: str, job_id: str, number: int, completed: list[str]) -> dict[str, Any]:
+        with self.ctx.db.session() as s:
+            job = self._peer_job(s, peer, job_id)
+            if job.role != "responder":
+                raise Conflict("only the initiator starts a job")
+            if job.local_decision not in ACCEPTED:
+                raise Conflict(f"job {job_id} is not accepted here ({job.local_decision}): {job.decision_reason or ''}")
+            if job.state in TERMINAL:
+                raise Conflict(f"job {job_id} is already {job.state} here: {job.error or ''}")
+            if number <= job.attempt and job.state == "running":
+                return {"start_step": job.start_step, "attempt": job.attempt}
+            mine = self._completed_steps(s, job_id)
+            order = [st["id"] for st in job.manifest["steps"]]
+        with self._lock:
+            old = self._attempts.get(job_id)
+        if old is not None:
+            old.stop(Stop("superseded", f"attempt {number} replaces attempt {old.number}"))
+            if not old.done.wait(15.0):
+                raise Conflict(f"attempt {old.number} of job {job_id} has not stopped yet; try again")
+        both = set(mine) & set(completed or [])
+        start = next((sid for sid in order if sid not in both), order[-1])
+        self._launch(job_id, number, start)
+        return {"start_step": start, "attempt": number}
+
+    def peer_abort(self, peer: str, job_id: str, number: int | None, kind: str, reason: str) -> dict[str, Any]:
+        if kind not in ("cancelled", "failed", "interrupted"):
+            raise InputError(f"unknown abort kind '{kind}'")
+        with self.ctx.db.session() as s:
+            job = self._peer_job(s, peer, job_id)
+            self.ctx.audit.append(s, f"peer:{peer}", "job.peer_abort", f"job:{job_id}",
+                                  {"kind": kind, "attempt": number, "reason": reason[:500]})
+            with self._lock:
+                attempt = self._attempts.get(job_id)
+            if attempt is not None and (number is None or number >= attempt.number):
+                attempt.stop(Stop("peer", f"peer '{peer}' {kind} the job: {reason}", kind))
+            elif job.state not in TERMINAL and job.state != "running":
+                if kind == "interrupted":
+                    if job.role == "initiator" and job.state == "starting":
+                        job.next_action_at = utcnow()
+                else:
+                    self._finish(s, job, "cancelled" if kind == "cancelled" else "failed",
+                                 f"peer '{peer}' {kind} the job: {reason}")
+                    self._withdraw_approvals(s, job_id)
+        self.wake()
+        return {"ok": True}
+
+    def peer_decision(self, peer: str, job_id: str, decision: str, reason: str) -> dict[str, Any]:
+        with self.ctx.db.session() as s:
+            job = self._peer_job(s, peer, job_id)
+            if job.role == "initiator":
+                self._apply_peer_decision(s, job, {"decision": decision, "reason": reason})
+        self.wake()
+        return {"ok": True}
+
+    # == audit heads =====================================================================
+    def exchange_heads(self, peer: str, job_id: str | None) -> None:
+        """Hand the peer our signed chain head and keep theirs (at the end of every job)."""
+        mine = self.ctx.audit.head()
+        try:
+            answer = self.node.peer_client.call(peer, "POST", "/audit/heads", {"job_id": job_id, "head": mine})
+        except (PeerError, PeerRefused) as exc:
+            self._log(job_id, "warning", f"could not exchange audit chain heads with '{peer}': {exc}") if job_id else None
+            return
+        self.store_peer_head(peer, job_id, answer.get("head"), ours=mine)
+
+    def store_peer_head(self, peer: str, job_id: str | None, head: Any, ours: dict[str, Any] | None = None) -> None:
+        cert = load_certificate(self.ctx.home.peer(peer).cert_pem)
+        if not isinstance(head, dict) or not verify_head(head, cert.public_key()):  # type: ignore[arg-type]
+            raise InputError(f"peer '{peer}' sent an audit head without a valid signature")
+        now = utcnow()
+        with self.ctx.db.session() as s:
+            s.add(PeerHead(peer=peer, owner="peer", job_id=job_id, seq=int(head["seq"]), hash=str(head["hash"]),
+                           ts=str(head["ts"]), signature=str(head["signature"]), received_at=now))
+            if ours is not None:
+                s.add(PeerHead(peer=peer, owner="self", job_id=job_id, seq=ours["seq"], hash=ours["hash"],
+                               ts=ours["ts"], signature=ours["signature"], received_at=now))
+            self.ctx.audit.append(s, "node", "audit.peer_head", f"peer:{peer}",
+                                  {"job": job_id, "seq": int(head["seq"]), "hash": str(head["hash"])})
+
+    def receive_head(self, peer: str, job_id: str | None, head: Any) -> dict[str, Any]:
+        mine = self.ctx.audit.head()
+        self.store_peer_head(peer, job_id, head, ours=mine)
+        return {"head": mine}
+
+    def heads_held_for(self, peer: str) -> list[dict[str, Any]]:
+        with self.ctx.db.session() as s:
+            rows = s.execute(select(PeerHead).where(PeerHead.peer == peer, PeerHead.owner == "peer")
+                             .order_by(PeerHead.id)).scalars()
+            return [{"seq": r.seq, "hash": r.hash, "ts": r.ts, "job_id": r.job_id} for r in rows]
+
+    # == helpers ========================================================================
+    def _event(self, s: Any, job_id: str, level: str, message: str) -> None:
+        s.add(JobEvent(job_id=job_id, ts=utcnow(), level=level, message=message[:4000]))
+        getattr(log, "warning" if level == "warning" else "error" if level == "error" else "info")(
+            "job %s: %s", job_id, message)
+
+    def _log(self, job_id: str, level: str, message: str) -> None:
+        with self.ctx.db.session() as s:
+            self._event(s, job_id, level, message)
+
+    def _notify_async(self, peer: str, path: str, body: dict[str, Any], tries: int = 6) -> None:
+        """Tell the peer something, retrying in the background (it may be restarting)."""
+        def send() -> None:
+            delay = 0.5
+            for _ in range(tries):
+                if self._stopping.is_set():
+                    return
+                try:
+                    self.node.peer_client.call(peer, "POST", path, body, timeout=5.0)
+                    return
+                except PeerRefused:
+                    return
+                except PeerError:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+        threading.Thread(target=send, name="rs-notify", daemon=True).start()
+
+
+def artifact_dict(a: Artifact) -> dict[str, Any]:
+    return {"id": a.id, "job_id": a.job_id, "step": a.step_id, "name": a.name, "media_type": a.media_type,
+            "size": a.size, "sha256": a.sha256, "rows": a.rows, "created_at": a.created_at.isoformat()}
+
+
+def schedule_dict(r: Schedule) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "cron": r.cron, "enabled": r.enabled, "spec": r.spec,
+            "created_at": r.created_at.isoformat(), "created_by": r.created_by,
+            "next_run_at": _iso(r.next_run_at), "last_run_at": _iso(r.last_run_at), "last_job_id": r.last_job_id}
+
+
+def _short(summary: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in list(summary.items())[:8])
+
+
+def remove_job_files(home: Path, job_id: str) -> None:
+    shutil.rmtree(home / "artifacts" / job_id, ignore_errors=True)
