@@ -127,6 +127,7 @@ class JobManager:
         self._attempts: dict[str, Attempt] = {}
         self._lock = threading.RLock()
         self._wake = threading.Condition()
+        self._kicked = False
         self._stopping = threading.Event()
         self._backoff: dict[str, float] = {}
         self._thread: threading.Thread | None = None
@@ -153,6 +154,7 @@ class JobManager:
 
     def wake(self) -> None:
         with self._wake:
+            self._kicked = True
             self._wake.notify_all()
 
     def running_attempts(self) -> int:
@@ -287,25 +289,7 @@ class JobManager:
     # == approvals ======================================================================
     def decide_approval(self, actor: str, approval_id: int, approve: bool, reason: str = "") -> dict[str, Any]:
         with self.ctx.db.session() as s:
-            approval = grants_mod.decide(self.ctx, s, actor, approval_id, approve, reason)
-            job = s.get(Job, approval.job_id)
-            out = grants_mod.approval_dict(approval)
-            if job is None or job.state in TERMINAL:
-                return out
-            job.local_decision = "approved" if approve else "denied"
-            if not approve:
-                job.decision_reason = f"denied by {actor}: {reason}"
-            job.updated_at = utcnow()
-            self._event(s, job.id, "info", f"{'approved' if approve else 'denied'} by {actor}"
-                        + (f": {reason}" if reason else ""))
-            role, peer, job_id = job.role, job.peer, job.id
-            if role == "initiator":
-                self._advance_initiator(s, job)
-            else:
-                if approve:
-                    job.state = "queued"
-                else:
-                    self._finish(s, job, "denied", job.decision_reason)
+            out, role, peer, job_id = record_approval_decision(self.ctx, s, actor, approval_id, approve, reason)
         if role == "responder":
             self._notify_async(peer, f"/jobs/{job_id}/decision",
                                {"decision": "approved" if approve else "denied", "reason": reason})
@@ -428,7 +412,9 @@ class JobManager:
             except Exception:  # noqa: BLE001 - the supervisor must survive anything and say so
                 log.error("job supervisor error:\n%s", traceback.format_exc())
             with self._wake:
-                self._wake.wait(0.5)
+                if not self._kicked:
+                    self._wake.wait(0.5)
+                self._kicked = False
 
     def _tick(self) -> None:
         now = utcnow()
@@ -446,7 +432,7 @@ class JobManager:
             elif role == "initiator" and state == "starting":
                 self._start_attempt(job_id)
             elif role == "responder" and state == "waiting_approval":
-                self._expire_approval(job_id)
+                self._responder_waiting(job_id)
 
     def _retry_later(self, job_id: str, error: RiskshareError, what: str) -> None:
         delay = min(max(self._backoff.get(job_id, 0.25) * 2, 0.5), 15.0)
@@ -542,11 +528,16 @@ class JobManager:
         with self.ctx.db.session() as s:
             self._apply_peer_decision(s, s.get(Job, job_id), answer)
 
-    def _expire_approval(self, job_id: str) -> None:
+    def _responder_waiting(self, job_id: str) -> None:
+        """Apply a data owner's decision (made through the API or a local command) to a waiting job."""
         with self.ctx.db.session() as s:
             job = s.get(Job, job_id)
-            job.next_action_at = utcnow() + dt.timedelta(seconds=60)
-            if job.created_at + dt.timedelta(seconds=self.approval_timeout) < utcnow():
+            job.next_action_at = utcnow() + dt.timedelta(seconds=self.poll_interval / 2)
+            if job.local_decision == "approved":
+                job.state, job.updated_at = "queued", utcnow()
+            elif job.local_decision == "denied":
+                self._finish(s, job, "denied", job.decision_reason)
+            elif job.created_at + dt.timedelta(seconds=self.approval_timeout) < utcnow():
                 self._finish(s, job, "failed", f"not approved within {self.approval_timeout / 86400:g} days")
                 self._withdraw_approvals(s, job_id)
 
@@ -849,7 +840,7 @@ class JobManager:
             job = Job(id=job_id, name=spec.name, role="responder", peer=peer, state="waiting_approval",
                       manifest=mine, table_name=spec.table, purpose=spec.purpose, created_by=f"peer:{peer}",
                       created_at=now, updated_at=now, attempt=0, local_decision="pending",
-                      peer_decision="covered", next_action_at=now + dt.timedelta(seconds=60))
+                      peer_decision="covered", next_action_at=now)
             s.add(job)
             self._add_steps(s, job_id, steps)
             s.flush()
@@ -1010,6 +1001,26 @@ class JobManager:
                     time.sleep(delay)
                     delay = min(delay * 2, 10.0)
         threading.Thread(target=send, name="rs-notify", daemon=True).start()
+
+
+def record_approval_decision(ctx: Any, s: Any, actor: str, approval_id: int, approve: bool,
+                             reason: str) -> tuple[dict[str, Any], str | None, str | None, str]:
+    """Record a data owner's decision on its approval and job; the node's supervisor moves the job on.
+
+    Used by the API and by local commands (``riskshare approvals approve --home``),
+    so a decision takes effect whether or not it was made through the running node.
+    """
+    approval = grants_mod.decide(ctx, s, actor, approval_id, approve, reason)
+    out = grants_mod.approval_dict(approval)
+    job = s.get(Job, approval.job_id)
+    if job is None or job.state in TERMINAL:
+        return out, None, None, approval.job_id
+    job.local_decision = "approved" if approve else "denied"
+    job.decision_reason = f"{'approved' if approve else 'denied'} by {actor}" + (f": {reason}" if reason else "")
+    job.updated_at = job.next_action_at = utcnow()
+    s.add(JobEvent(job_id=job.id, ts=utcnow(), level="info",
+                   message=f"{'approved' if approve else 'denied'} by {actor}" + (f": {reason}" if reason else "")))
+    return out, job.role, job.peer, job.id
 
 
 def artifact_dict(a: Artifact) -> dict[str, Any]:
