@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -661,6 +662,7 @@ class JobManager:
                     continue
                 attempt.check()
                 self._step_started(job_id, step_id, attempt.number)
+                _fault_delay(step_id, attempt.check)
                 result = component.run(ctx)
                 attempt.check()
                 if component.talks_to_peer:
@@ -1021,6 +1023,23 @@ def record_approval_decision(ctx: Any, s: Any, actor: str, approval_id: int, app
     s.add(JobEvent(job_id=job.id, ts=utcnow(), level="info",
                    message=f"{'approved' if approve else 'denied'} by {actor}" + (f": {reason}" if reason else "")))
     return out, job.role, job.peer, job.id
+
+
+FAULT_DELAY_ENV = "RISKSHARE_FAULT_STEP_DELAY"
+
+
+def _fault_delay(step_id: str, check: Any) -> None:
+    """Fault injection for tests: ``RISKSHARE_FAULT_STEP_DELAY=psi:3`` holds step psi for 3 s
+    (stoppable), so a test can revoke a grant or kill a node while a step runs."""
+    spec = os.environ.get(FAULT_DELAY_ENV, "")
+    for item in spec.split(","):
+        name, _, seconds = item.partition(":")
+        if name == step_id and seconds:
+            log.warning("fault injection: holding step '%s' for %s s", step_id, seconds)
+            deadline = time.monotonic() + float(seconds)
+            while time.monotonic() < deadline:
+                check()
+                time.sleep(0.05)
 
 
 def artifact_dict(a: Artifact) -> dict[str, Any]:
