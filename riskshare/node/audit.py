@@ -35,7 +35,7 @@ RECORD_DOMAIN = b"riskshare-audit-record-v1:"
 HEAD_DOMAIN = b"riskshare-audit-head-v1:"
 
 # Detail keys that must never carry data values; anything else is a name, count or decision.
-_FORBIDDEN_DETAIL_KEYS = frozenset({"ids", "values", "data", "records"})
+_FORBIDDEN_DETAIL_KEYS = frozenset({"ids", "values", "data"})
 
 
 def canonical(obj: Any) -> str:

@@ -132,6 +132,14 @@ class ReadComponent(Component):
         return StepResult(summary, ReadValue(table, prepared, digest.hexdigest()))
 
 
+def read_input(ctx: StepContext) -> ReadValue:
+    """The output of the read step this step needs."""
+    for value in ctx.inputs.values():
+        if isinstance(value, ReadValue):
+            return value
+    raise InputError(f"step '{ctx.step_id}' needs a read step (add `needs: [read]`)")
+
+
 # -- psi --------------------------------------------------------------------------------
 
 PSI_PARAMS = {"protocol", "output_mode", "case"}
@@ -159,7 +167,7 @@ class PsiComponent(Component):
     def run(self, ctx: StepContext) -> StepResult:
         from ...protocols import psi as psi_protocols
 
-        read: ReadValue = ctx.inputs["read"]
+        read = read_input(ctx)
         params = dict(ctx.params)
         params.pop("case", None)
         protocol = params.pop("protocol", "ecdh")
@@ -201,7 +209,7 @@ class PsiComponent(Component):
         if not meta_path.is_file():
             return None
         meta = json.loads(meta_path.read_text())
-        read: ReadValue = ctx.inputs["read"]
+        read = read_input(ctx)
         if meta["fingerprint"] != read.fingerprint:
             return None  # the table changed since: the saved result no longer applies
         indices = np.load(directory / "indices.npy") if meta["has_indices"] else None
@@ -218,9 +226,10 @@ class WriteComponent(Component):
     op = "write"
 
     def run(self, ctx: StepContext) -> StepResult:
-        read: ReadValue | None = ctx.inputs.get("read")
+        reads = [v for v in ctx.inputs.values() if isinstance(v, ReadValue)]
+        read = reads[0] if reads else None
         summary: dict[str, Any] = {}
-        produced = {k: v for k, v in ctx.inputs.items() if k != "read"}
+        produced = {k: v for k, v in ctx.inputs.items() if not isinstance(v, ReadValue)}
         for step_id, value in produced.items():
             result = value.get("result") if isinstance(value, dict) else None
             if result is None:
