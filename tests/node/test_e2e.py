@@ -43,6 +43,22 @@ def broker_table(pair: Pair, name: str, ids: range = range(500, 1500)) -> None:
         owner.add_table(name, path=path, id_column="id")
 
 
+def wait_for_step(pair: Pair, node: str, job_id: str, step: str, timeout: float = 30.0) -> None:
+    """Until the node runs ``step`` of the job (it may not even know the job yet)."""
+    from riskshare.client import ApiError
+
+    deadline = time.monotonic() + timeout
+    with client(pair, node, "analyst") as watcher:
+        while True:
+            try:
+                if watcher.job(job_id)["current_step"] == step:
+                    return
+            except ApiError:
+                pass
+            assert time.monotonic() < deadline, f"{node} never reached step {step}"
+            time.sleep(0.1)
+
+
 def psi(pair: Pair, peer_table: str, **kwargs: object) -> str:
     with client(pair, "bank", "analyst") as analyst:
         job = analyst.psi(peer="broker", table="risk_clients", peer_table=peer_table, purpose="risk list cross-check",
@@ -147,11 +163,7 @@ def test_revocation_stops_a_running_job(nodes: Pair) -> None:
                                      {"id": "read", "op": "read"},
                                      {"id": SLOW_STEP, "op": "psi", "needs": ["read"]},
                                      {"id": "write", "op": "write", "needs": ["read", SLOW_STEP]}]})["id"]
-    with client(nodes, "broker", "analyst") as watcher:
-        deadline = time.monotonic() + 30
-        while watcher.job(job_id)["current_step"] != SLOW_STEP:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    wait_for_step(nodes, "broker", job_id, SLOW_STEP)
     with client(nodes, "broker", "data_owner") as owner:
         owner.revoke_grant(grant["id"], "client complaint")
     with client(nodes, "bank", "analyst") as analyst:
@@ -193,11 +205,7 @@ def test_node_killed_mid_job_resumes(tmp_path: Path) -> None:
                                          {"id": "read", "op": "read"},
                                          {"id": SLOW_STEP, "op": "psi", "needs": ["read"]},
                                          {"id": "write", "op": "write", "needs": ["read", SLOW_STEP]}]})["id"]
-        with client(pair, "broker", "analyst") as watcher:
-            deadline = time.monotonic() + 30
-            while watcher.job(job_id)["current_step"] != SLOW_STEP:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        wait_for_step(pair, "broker", job_id, SLOW_STEP)
         broker.kill()  # a crash in the middle of the protocol step
         broker = NodeProcess(pair.home("broker"), env=FAULT_ENV).start()
         with client(pair, "bank", "analyst") as analyst:

@@ -43,6 +43,12 @@ def create_app(node: "NodeService") -> Any:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return JSONResponse({"detail": f"invalid request: {problems}", "error": "ValidationError"}, status_code=422)
 
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        return JSONResponse({"detail": "internal error (a bug; see the node's log)", "error": "InternalError"},
+                            status_code=500)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "node": node.ctx.name, "version": __version__}

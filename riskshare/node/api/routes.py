@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,8 @@ from ..users import Principal
 from .deps import current_user, get_node, permission
 
 router = APIRouter()
+MAX_ID = 2**62  # what every database's BIGINT holds
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 Name = Field(pattern=NAME_RE.pattern, max_length=63)
 
 
@@ -201,7 +203,7 @@ def list_grants(request: Request, table: str | None = Query(default=None, max_le
 
 
 @router.get("/grants/{grant_id}", tags=["grants"])
-def get_grant(grant_id: int, request: Request, user: Principal = Depends(permission("grants:read"))) -> dict[str, Any]:
+def get_grant(grant_id: Id, request: Request, user: Principal = Depends(permission("grants:read"))) -> dict[str, Any]:
     with get_node(request).ctx.db.session() as s:
         return grants_mod.grant_dict(grants_mod.get_grant(s, grant_id))
 
@@ -214,7 +216,7 @@ def add_grant(body: GrantIn, request: Request, user: Principal = Depends(permiss
 
 
 @router.post("/grants/{grant_id}/revoke", tags=["grants"])
-def revoke_grant(grant_id: int, body: ReasonIn, request: Request,
+def revoke_grant(grant_id: Id, body: ReasonIn, request: Request,
                  user: Principal = Depends(permission("grants:manage"))) -> dict[str, Any]:
     node = get_node(request)
     with node.ctx.db.session() as s:
@@ -234,20 +236,20 @@ def list_approvals(request: Request,
 
 
 @router.get("/approvals/{approval_id}", tags=["approvals"])
-def get_approval(approval_id: int, request: Request,
+def get_approval(approval_id: Id, request: Request,
                  user: Principal = Depends(permission("approvals:read"))) -> dict[str, Any]:
     with get_node(request).ctx.db.session() as s:
         return grants_mod.approval_dict(grants_mod.get_approval(s, approval_id))
 
 
 @router.post("/approvals/{approval_id}/approve", tags=["approvals"])
-def approve(approval_id: int, body: ReasonIn, request: Request,
+def approve(approval_id: Id, body: ReasonIn, request: Request,
             user: Principal = Depends(permission("approvals:decide"))) -> dict[str, Any]:
     return get_node(request).jobs.decide_approval(user.actor, approval_id, True, body.reason)
 
 
 @router.post("/approvals/{approval_id}/deny", tags=["approvals"])
-def deny(approval_id: int, body: ReasonIn, request: Request,
+def deny(approval_id: Id, body: ReasonIn, request: Request,
          user: Principal = Depends(permission("approvals:decide"))) -> dict[str, Any]:
     return get_node(request).jobs.decide_approval(user.actor, approval_id, False, body.reason)
 
@@ -297,7 +299,7 @@ def job_artifacts(job_id: str, request: Request,
 
 
 @router.get("/artifacts/{artifact_id}", tags=["jobs"], response_class=FileResponse)
-def download_artifact(artifact_id: int, request: Request,
+def download_artifact(artifact_id: Id, request: Request,
                       user: Principal = Depends(permission("artifacts:read"))) -> FileResponse:
     meta, path = get_node(request).jobs.artifact_file(artifact_id, user.actor)
     return FileResponse(path, media_type=meta["media_type"], filename=meta["name"],
@@ -323,13 +325,13 @@ def add_schedule(body: ScheduleIn, request: Request,
 
 
 @router.post("/schedules/{schedule_id}/run", tags=["schedules"], status_code=201)
-def run_schedule(schedule_id: int, request: Request,
+def run_schedule(schedule_id: Id, request: Request,
                  user: Principal = Depends(permission("schedules:manage"))) -> dict[str, Any]:
     return get_node(request).jobs.trigger(user.actor, schedule_id)
 
 
 @router.delete("/schedules/{schedule_id}", tags=["schedules"])
-def remove_schedule(schedule_id: int, request: Request,
+def remove_schedule(schedule_id: Id, request: Request,
                     user: Principal = Depends(permission("schedules:manage"))) -> dict[str, Any]:
     get_node(request).jobs.remove_schedule(user.actor, schedule_id)
     return {"removed": schedule_id}
@@ -338,7 +340,7 @@ def remove_schedule(schedule_id: int, request: Request,
 # -- audit --------------------------------------------------------------------------------
 
 @router.get("/audit", tags=["audit"])
-def audit_records(request: Request, since: dt.datetime | None = None, after: int = Query(default=0, ge=0),
+def audit_records(request: Request, since: dt.datetime | None = None, after: int = Query(default=0, ge=0, le=MAX_ID),
                   limit: int = Query(default=1000, ge=1, le=100_000),
                   action: str | None = Query(default=None, max_length=64),
                   user: Principal = Depends(permission("audit:read"))) -> list[dict[str, Any]]:
