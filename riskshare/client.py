@@ -230,11 +230,9 @@ class Client:
 
     def submit(self, spec: dict[str, Any] | str) -> dict[str, Any]:
         """Submit a job (a dict, or YAML text as in a job file). With ``schedule`` it creates a schedule."""
-        if isinstance(spec, str):
-            from .node.jobs.spec import parse_spec
+        from .node.jobs.spec import parse_spec
 
-            spec = parse_spec(spec).model_dump()
-        return self._post("/jobs", spec)
+        return self._post("/jobs", parse_spec(spec).model_dump())  # YAML text or shorthand (op: psi) too
 
     def psi(self, *, peer: str, table: str, peer_table: str, purpose: str = "risk list cross-check",
             protocol: str = "ecdh", output_mode: str = "intersection", result_to: str = "receiver",

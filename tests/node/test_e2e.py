@@ -220,3 +220,81 @@ def test_node_killed_mid_job_resumes(tmp_path: Path) -> None:
     finally:
         bank.stop()
         broker.stop()
+
+
+def test_cli_runs_a_job_and_prints_its_id_last(nodes: Pair, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from riskshare.cli import main
+
+    runner = CliRunner()
+    broker_table(nodes, "risk_f")
+    result = runner.invoke(main, ["grant", "add", "--home", str(nodes.home("broker")), "--table", "risk_f",
+                                  "--peer", "bank", "--ops", "psi", "--purpose", "post-loan monitoring",
+                                  "--expires", "2099-06-30", "--max-runs", "30"])
+    assert result.exit_code == 0, result.output
+    env = {"RISKSHARE_TOKEN": nodes.tokens["bank"]["analyst"]}
+    home = ["--home", str(nodes.home("bank"))]
+    result = runner.invoke(main, ["job", "psi", *home, "--peer", "broker", "--table", "risk_clients",
+                                  "--peer-table", "risk_f", "--protocol", "ecdh"], env=env)
+    assert result.exit_code == 0, result.output
+    job_id = result.output.strip().splitlines()[-1]
+    assert job_id.startswith("j-")
+    result = runner.invoke(main, ["job", "wait", *home, job_id, "--timeout", "60"], env=env)
+    assert result.exit_code == 0 and "succeeded" in result.output, result.output
+    result = runner.invoke(main, ["job", "output", *home, job_id, "--dir", str(tmp_path / "out")], env=env)
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "out" / "psi-rows.csv").read_text().splitlines()) == 501  # header + 500 rows
+    result = runner.invoke(main, ["job", "logs", *home, job_id], env=env)
+    assert "job succeeded" in result.output
+    # without a token the job commands say what is missing
+    result = runner.invoke(main, ["job", "list", *home], env={"RISKSHARE_TOKEN": ""})
+    assert result.exit_code != 0 and "token" in result.output
+    # the auditor verifies both chains against each other's held heads
+    for node in ("bank", "broker"):
+        result = runner.invoke(main, ["audit", "verify", "--home", str(nodes.home(node)), "--peers"])
+        assert result.exit_code == 0 and "intact" in result.output, result.output
+
+
+def test_user_add_prints_the_token_last(nodes: Pair) -> None:
+    from click.testing import CliRunner
+
+    from riskshare.cli import main
+
+    result = CliRunner().invoke(main, ["user", "add", "--home", str(nodes.home("bank")), "--name", "li",
+                                       "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    with Client.for_home(nodes.home("bank"), token) as admin:
+        assert admin.me() ["role"] == "admin"
+
+
+def test_schedule_runs_now_on_request_and_cancel_stops_a_job(nodes: Pair) -> None:
+    broker_table(nodes, "risk_g")
+    with client(nodes, "broker", "data_owner") as owner:
+        owner.add_grant(table="risk_g", peer="bank", ops=["psi"], purpose="nightly monitoring", expires="2099-01-01")
+    spec = {"name": "nightly monitoring", "peer": "broker", "table": "risk_clients", "peer_table": "risk_g",
+            "purpose": "post-loan monitoring", "op": "psi"}
+    with client(nodes, "bank", "analyst") as analyst:
+        from riskshare.node.jobs.spec import parse_spec
+
+        schedule = analyst.add_schedule(parse_spec(spec).model_dump(), "0 2 * * *")
+        assert schedule["next_run_at"].endswith("02:00:00+00:00")
+        runs = [analyst.run_schedule(schedule["id"])["id"] for _ in range(2)]  # two "nights"
+        for job_id in runs:
+            assert analyst.wait(job_id, timeout=60)["state"] == "succeeded"
+        assert [s["last_job_id"] for s in analyst.schedules() if s["id"] == schedule["id"]] == [runs[-1]]
+        assert {j["id"] for j in analyst.jobs() if j["schedule_id"] == schedule["id"]} == set(runs)
+        # a rerun is a new job checked anew; cancelling it stops both sides
+        slow = analyst.submit({**{k: v for k, v in spec.items() if k != "op"}, "steps": [{"id": "read", "op": "read"},
+                                                 {"id": SLOW_STEP, "op": "psi", "needs": ["read"]}]})
+    wait_for_step(nodes, "bank", slow["id"], SLOW_STEP)
+    with client(nodes, "bank", "analyst") as analyst:
+        analyst.cancel(slow["id"], "wrong day")
+        assert analyst.wait(slow["id"], timeout=30)["state"] == "cancelled"
+    with client(nodes, "broker", "analyst") as watcher:
+        deadline = time.monotonic() + 20
+        while (theirs := watcher.job(slow["id"]))["state"] not in ("cancelled", "failed"):
+            assert time.monotonic() < deadline, theirs
+            time.sleep(0.1)
+        assert theirs["state"] == "cancelled" and "wrong day" in theirs["error"]
