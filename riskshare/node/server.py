@@ -93,6 +93,8 @@ class NodeServer:
         self._accept_task: asyncio.Task[Any] | None = None
         self._tick_task: asyncio.Task[Any] | None = None
         self._started = threading.Event()
+        self._stop_requested: asyncio.Event | None = None
+        self._shutdown_timeout = 10.0
         self._protocol_class = _tls_aware(self.config.http_protocol_class)
 
     # -- lifecycle (called from any thread) ---------------------------------------------
@@ -109,24 +111,27 @@ class NodeServer:
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread is None:
             return
-        fut = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self.loop)
-        try:
-            fut.result(timeout + 5)
-        except Exception:  # noqa: BLE001 - stopping anyway
-            log.warning("server shutdown did not finish cleanly")
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
+        self._shutdown_timeout = timeout
+        self.loop.call_soon_threadsafe(self._stop_requested.set)
+        self._thread.join(timeout=timeout + 5)
         self._thread = None
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
+        try:
+            # One long-lived main task: anyio (FastAPI's thread pool for sync endpoints) ties its
+            # worker threads to the root task; without one it would start a thread per request.
+            self.loop.run_until_complete(self._main())
+        finally:
+            self.loop.close()
+
+    async def _main(self) -> None:
+        self._stop_requested = asyncio.Event()
         self._accept_task = self.loop.create_task(self._accept_loop())
         self._tick_task = self.loop.create_task(self._tick())
         self._started.set()
-        try:
-            self.loop.run_forever()
-        finally:
-            self.loop.close()
+        await self._stop_requested.wait()
+        await self._shutdown(self._shutdown_timeout)
 
     async def _shutdown(self, timeout: float) -> None:
         if self._accept_task is not None:

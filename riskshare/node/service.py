@@ -30,6 +30,7 @@ from .home import format_address
 from .jobs.manager import JobManager
 from .metrics import NodeMetrics
 from .peers import PeerClient
+from .users import AuthCache
 
 log = logging.getLogger("riskshare.node")
 
@@ -44,6 +45,7 @@ class NodeService:
                                 reconnect_window=60.0, peer_restarts="accept")
         self.peer_client = PeerClient(home_obj)
         self.jobs = JobManager(self, **job_options)
+        self.auth_cache = AuthCache()
         self._peers_mtime = self._config_mtime()
         self._https_ctx = self._make_https_context()
         self._peer_lock = threading.Lock()

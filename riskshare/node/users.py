@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -40,6 +42,41 @@ class Principal:
     @property
     def actor(self) -> str:
         return f"user:{self.name}"
+
+
+class AuthCache:
+    """Recently checked tokens, for ``ttl`` seconds (status polling must not cost a lookup each time).
+
+    The node clears it whenever users or tokens change through its API; a change
+    made by a local command in another process takes effect within ``ttl``.
+    """
+
+    def __init__(self, ttl: float = 5.0, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str | None) -> Principal | None:
+        if not token:
+            return None
+        with self._lock:
+            entry = self._entries.get(hash_token(token))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, token: str | None, principal: Principal) -> None:
+        if not token:
+            return
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[hash_token(token)] = (principal, time.monotonic() + self.ttl)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 def new_token() -> str:

@@ -298,3 +298,48 @@ def test_schedule_runs_now_on_request_and_cancel_stops_a_job(nodes: Pair) -> Non
             assert time.monotonic() < deadline, theirs
             time.sleep(0.1)
         assert theirs["state"] == "cancelled" and "wrong day" in theirs["error"]
+
+
+@pytest.mark.slow
+def test_initiator_killed_mid_job_resumes_and_sigterm_stops_cleanly(tmp_path: Path, pg_url: str) -> None:
+    # the broker keeps its state in PostgreSQL, the bank in SQLite
+    pair = make_pair(tmp_path, database_urls={"broker": pg_url})
+    add_grant(pair, "bank")
+    add_grant(pair, "broker")
+    bank = NodeProcess(pair.home("bank"), env=FAULT_ENV).start()
+    broker = NodeProcess(pair.home("broker"), env=FAULT_ENV).start()
+    try:
+        with client(pair, "bank", "analyst") as analyst:
+            job_id = analyst.submit({"peer": "broker", "table": "risk_clients", "peer_table": "broker_risk",
+                                     "purpose": "monitoring", "steps": [
+                                         {"id": "read", "op": "read"},
+                                         {"id": SLOW_STEP, "op": "psi", "needs": ["read"]},
+                                         {"id": "write", "op": "write", "needs": ["read", SLOW_STEP]}]})["id"]
+        wait_for_step(pair, "bank", job_id, SLOW_STEP)
+        bank.kill()
+        bank = NodeProcess(pair.home("bank"), env=FAULT_ENV).start()
+        with client(pair, "bank", "analyst") as analyst:
+            job = analyst.wait(job_id, timeout=90)
+            assert job["state"] == "succeeded" and job["attempt"] == 2, job
+            # the resumed attempt started at the protocol step: read had finished on both nodes
+            assert any("attempt 2 started at step 'slowpsi'" in e["message"] for e in analyst.logs(job_id))
+    finally:
+        assert broker.stop() == 0  # SIGTERM: a graceful stop
+        assert bank.stop() == 0
+    with client_less_audit(pair.home("broker")) as records:
+        assert records[-1]["action"] == "node.stop"
+
+
+class client_less_audit:
+    """Read a stopped node's audit log straight from its database."""
+
+    def __init__(self, home: Path) -> None:
+        from riskshare.node.context import NodeContext
+
+        self.ctx = NodeContext.open(home)
+
+    def __enter__(self) -> list[dict]:
+        return self.ctx.audit.records()
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.close()

@@ -24,8 +24,14 @@ def get_node(request: Request) -> "NodeService":
 def current_user(request: Request,
                  credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
     node = get_node(request)
+    token = credentials.credentials if credentials else None
+    cached = node.auth_cache.get(token)
+    if cached is not None:
+        return cached
     with node.ctx.db.session() as session:
-        return authenticate(session, credentials.credentials if credentials else None)
+        principal = authenticate(session, token)
+    node.auth_cache.put(token, principal)
+    return principal
 
 
 def permission(name: str) -> Callable[..., Principal]:

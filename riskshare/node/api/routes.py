@@ -84,7 +84,9 @@ def add_user(body: UserIn, request: Request, user: Principal = Depends(permissio
 def new_token(name: str, request: Request, user: Principal = Depends(permission("users:manage"))) -> dict[str, Any]:
     ctx = get_node(request).ctx
     with ctx.db.session() as s:
-        return {"user": name, "token": users.new_api_token(ctx, s, user.actor, name)}
+        token = users.new_api_token(ctx, s, user.actor, name)
+    get_node(request).auth_cache.clear()
+    return {"user": name, "token": token}
 
 
 @router.post("/users/{name}/disable", tags=["users"])
@@ -92,7 +94,9 @@ def disable_user(name: str, request: Request, user: Principal = Depends(permissi
     ctx = get_node(request).ctx
     with ctx.db.session() as s:
         users.disable_user(ctx, s, user.actor, name)
-        return users.user_dict(users.get_user(s, name))
+        out = users.user_dict(users.get_user(s, name))
+    get_node(request).auth_cache.clear()
+    return out
 
 
 # -- peers --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
@@ -164,10 +165,17 @@ class JobManager:
 
     # == queries =========================================================================
     def get(self, job_id: str) -> dict[str, Any]:
-        with self.ctx.db.session() as s:
-            job = self._job(s, job_id)
-            steps = list(s.execute(select(JobStep).where(JobStep.job_id == job_id).order_by(JobStep.position)).scalars())
-            return job_dict(job, steps)
+        """A job with its steps (the status read clients poll: plain SQL, no ORM, no write lock)."""
+        if not isinstance(job_id, str) or len(job_id) > 40:
+            raise NotFound(f"no job '{job_id}' on this node")
+        jobs, steps = Job.__table__, JobStep.__table__
+        with self.ctx.db.read() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no job '{job_id}' on this node")
+            step_rows = conn.execute(select(steps).where(steps.c.job_id == job_id)
+                                     .order_by(steps.c.position)).mappings().all()
+        return job_dict(SimpleNamespace(**row), [SimpleNamespace(**r) for r in step_rows])  # type: ignore[arg-type]
 
     def list(self, *, state: str | None = None, limit: int = 100, schedule_id: int | None = None) -> list[dict[str, Any]]:
         with self.ctx.db.session() as s:
@@ -626,6 +634,7 @@ class JobManager:
     def _execute(self, attempt: Attempt, start_step: str) -> None:
         job_id = attempt.job_id
         step_id = "start"
+        _background_priority()
         try:
             with self.ctx.db.session() as s:
                 job = s.get(Job, job_id)
@@ -1023,6 +1032,23 @@ def record_approval_decision(ctx: Any, s: Any, actor: str, approval_id: int, app
     s.add(JobEvent(job_id=job.id, ts=utcnow(), level="info",
                    message=f"{'approved' if approve else 'denied'} by {actor}" + (f": {reason}" if reason else "")))
     return out, job.role, job.peer, job.id
+
+
+JOB_NICE = 10
+
+
+def _background_priority() -> None:
+    """Run this job thread (and the worker threads it starts) at a lower CPU priority.
+
+    Protocol work is bulk work: when the machine is busy, the API (status reads,
+    approvals) should still answer at once. Linux schedules threads separately and
+    new threads inherit the nice value of the thread that creates them, so the
+    crypto thread pools a protocol starts from here are lowered too.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICE)
+    except (AttributeError, OSError, PermissionError):
+        pass
 
 
 FAULT_DELAY_ENV = "RISKSHARE_FAULT_STEP_DELAY"

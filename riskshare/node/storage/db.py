@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -52,8 +52,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(conn: Any) -> None:
     # Take the write lock up front: read-then-write transactions (audit appends, quota
     # counters) from several threads or processes then queue instead of failing with
-    # "database is locked" halfway through.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # "database is locked" halfway through. Reads (Database.read) need no lock in WAL mode.
+    if conn.get_execution_options().get("riskshare_readonly"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -129,6 +132,16 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection for hot read paths (status polling): no ORM, no write lock."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(riskshare_readonly=True)
+            try:
+                yield conn
+            finally:
+                conn.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()
