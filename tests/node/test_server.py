@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ssl
 import socket
+import ssl
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -94,7 +95,10 @@ def test_peer_endpoint_needs_a_pinned_certificate(bank_node: NodeService, pair: 
     with _peer_client(cert, key, tmp_path, pair.bank.cert_pem) as http:
         with pytest.raises(httpx.HTTPError):
             http.get(url)
-    assert any("not pinned" in r for r in bank_node.server.refused)
+    deadline = time.monotonic() + 5  # the server records the refusal just after the client sees it
+    while not any("not pinned" in r for r in bank_node.server.refused):
+        assert time.monotonic() < deadline, bank_node.server.refused
+        time.sleep(0.05)
     # the pinned broker: accepted, and named by its certificate
     with _peer_client(pair.broker.cert_pem, pair.broker.key_path.read_bytes(), tmp_path, pair.bank.cert_pem) as http:
         assert http.get(url).json() == {"node": "bank", "you": "broker"}
