@@ -142,7 +142,20 @@ def read_input(ctx: StepContext) -> ReadValue:
 
 # -- psi --------------------------------------------------------------------------------
 
-PSI_PARAMS = {"protocol", "output_mode", "case"}
+# Keyword arguments of riskshare.protocols.psi.run that are objects, not job parameters.
+_PSI_NOT_PARAMS = {"progress", "executor", "announce", "store", "result_to"}
+
+
+def psi_parameters() -> set[str]:
+    """The job parameters a psi step accepts: whatever keywords the PSI entry point takes
+    (so protocol options added there, e.g. bucket sizes, work in jobs at once), plus ``case``."""
+    import inspect
+
+    from ...protocols import psi as psi_protocols
+
+    accepted = {name for name, p in inspect.signature(psi_protocols.run).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return (accepted - _PSI_NOT_PARAMS) | {"case"}
 
 
 class PsiComponent(Component):
@@ -155,12 +168,18 @@ class PsiComponent(Component):
     def check_params(self, params: dict[str, Any], spec: Any) -> dict[str, Any]:
         from ...protocols import psi as psi_protocols
 
-        unknown = set(params) - PSI_PARAMS - set(getattr(psi_protocols, "EXTRA_PARAMS", ()))
+        allowed = psi_parameters()
+        unknown = set(params) - allowed
         if unknown:
-            raise InputError(f"unknown psi parameter(s): {', '.join(sorted(unknown))}")
+            raise InputError(f"unknown psi parameter(s): {', '.join(sorted(unknown))}",
+                             hint=f"known: {', '.join(sorted(allowed))}")
+        for key, value in params.items():
+            if not isinstance(value, (str, int, float, bool)) or isinstance(value, str) and len(value) > 200:
+                raise InputError(f"psi parameter '{key}' must be a short string, a number or true/false")
         protocol = params.get("protocol", "ecdh")
-        if protocol not in psi_protocols.PROTOCOLS:
-            raise InputError(f"unknown PSI protocol '{protocol}'", hint=f"choose one of: {', '.join(psi_protocols.PROTOCOLS)}")
+        choices = getattr(psi_protocols, "CHOICES", tuple(psi_protocols.PROTOCOLS))
+        if protocol not in choices:
+            raise InputError(f"unknown PSI protocol '{protocol}'", hint=f"choose one of: {', '.join(choices)}")
         return {"protocol": protocol, "output_mode": params.get("output_mode", "intersection"), **{
             k: v for k, v in params.items() if k not in ("protocol", "output_mode")}}
 
