@@ -29,8 +29,8 @@ TOKEN_ENV = "RISKSHARE_TOKEN"
 TERMINAL = ("succeeded", "failed", "cancelled", "denied", "refused")
 
 
-class ApiError(RiskshareError):
-    """The node answered with an error; ``status`` is the HTTP status."""
+class ApiError(InputError):
+    """The node refused the request (4xx, or 5xx for its own failures); ``status`` is the HTTP status."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)

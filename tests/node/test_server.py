@@ -167,3 +167,15 @@ def test_sdk_pins_by_fingerprint(bank_node: NodeService, pair: Pair) -> None:
         assert client.me()["name"] == "analyst1"
     with pytest.raises(Exception, match="not the expected"):
         Client(bank_node.url, "x", fingerprint=pair.broker.fingerprint)
+
+
+def test_unreachable_peer_fails_the_job_naming_the_step(pair: Pair) -> None:
+    from .conftest import add_grant
+
+    add_grant(pair, "bank")
+    with NodeService(pair.home("bank"), peer_deadline=1.5) as bank:  # the broker's node is not running
+        with Client(bank.url, pair.tokens["bank"]["analyst"], cert=pair.bank.cert_pem) as analyst:
+            job = analyst.psi(peer="broker", table="risk_clients", peer_table="broker_risk")
+            done = analyst.wait(job["id"], timeout=30)
+    assert done["state"] == "failed"
+    assert "step 'propose'" in done["error"] and "cannot reach peer 'broker'" in done["error"]

@@ -119,13 +119,15 @@ def _other_table(job: Job) -> str | None:
 
 class JobManager:
     def __init__(self, node: "NodeService", *, max_attempts: int = 3, peer_deadline: float = 600.0,
-                 approval_timeout: float = 7 * 86400.0, poll_interval: float = 2.0) -> None:
+                 approval_timeout: float = 7 * 86400.0, poll_interval: float = 2.0,
+                 queue_timeout: float = 86400.0) -> None:
         self.node = node
         self.ctx = node.ctx
         self.max_attempts = max_attempts
         self.peer_deadline = peer_deadline
         self.approval_timeout = approval_timeout
         self.poll_interval = poll_interval
+        self.queue_timeout = queue_timeout
         self._attempts: dict[str, Attempt] = {}
         self._lock = threading.RLock()
         self._wake = threading.Condition()
@@ -429,7 +431,7 @@ class JobManager:
         now = utcnow()
         with self.ctx.db.session() as s:
             due = [(j.id, j.role, j.state) for j in s.execute(select(Job).where(
-                Job.state.in_(("proposing", "waiting_approval", "starting")),
+                Job.state.in_(("proposing", "waiting_approval", "starting", "queued")),
                 (Job.next_action_at.is_(None)) | (Job.next_action_at <= now))).scalars()]
         for job_id, role, state in due:
             if self._stopping.is_set():
@@ -442,6 +444,8 @@ class JobManager:
                 self._start_attempt(job_id)
             elif role == "responder" and state == "waiting_approval":
                 self._responder_waiting(job_id)
+            elif role == "responder" and state == "queued":
+                self._responder_queued(job_id)
 
     def _retry_later(self, job_id: str, error: RiskshareError, what: str) -> None:
         delay = min(max(self._backoff.get(job_id, 0.25) * 2, 0.5), 15.0)
@@ -549,6 +553,15 @@ class JobManager:
             elif job.created_at + dt.timedelta(seconds=self.approval_timeout) < utcnow():
                 self._finish(s, job, "failed", f"not approved within {self.approval_timeout / 86400:g} days")
                 self._withdraw_approvals(s, job_id)
+
+    def _responder_queued(self, job_id: str) -> None:
+        """An accepted job the initiator never starts (it was lost for good) must not wait forever."""
+        with self.ctx.db.session() as s:
+            job = s.get(Job, job_id)
+            job.next_action_at = utcnow() + dt.timedelta(seconds=60)
+            if job.updated_at + dt.timedelta(seconds=self.queue_timeout) < utcnow():
+                self._finish(s, job, "failed", f"peer '{job.peer}' did not start the job within "
+                             f"{self.queue_timeout / 3600:g} hours of its acceptance")
 
     def _completed_steps(self, s: Any, job_id: str) -> list[str]:
         steps = s.execute(select(JobStep).where(JobStep.job_id == job_id).order_by(JobStep.position)).scalars()
@@ -748,7 +761,7 @@ class JobManager:
                     job.state, job.next_action_at = "starting", utcnow()
                     job.deadline_at = utcnow() + dt.timedelta(seconds=self.peer_deadline)
                 else:
-                    job.state = "queued"
+                    job.state, job.updated_at = "queued", utcnow()
                 peer, notify = job.peer, None
             elif stop.kind == "peer":
                 state = "cancelled" if stop.peer_kind == "cancelled" else "failed"
@@ -819,7 +832,7 @@ class JobManager:
                     job.state, job.next_action_at = "starting", utcnow()
                     job.deadline_at = utcnow() + dt.timedelta(seconds=self.peer_deadline)
                 else:
-                    job.state = "queued"
+                    job.state, job.updated_at = "queued", utcnow()
                     to_notify.append((job.peer, job.id, job.attempt, step))
         for peer, job_id, number, step in to_notify:
             self._notify_async(peer, f"/jobs/{job_id}/abort", {
@@ -862,7 +875,7 @@ class JobManager:
             })
             self._decide_locally(s, job, ops, mine, f"peer:{peer}")
             if job.local_decision == "covered":
-                job.state = "queued"
+                job.state, job.updated_at = "queued", utcnow()
             return self.peer_view(job)
 
     def _manifest_spec(self, manifest: Any) -> JobSpec:

@@ -1,0 +1,96 @@
+"""Jobs between two in-process nodes (real TLS on loopback): roles, result recipients, modes, validation."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from riskshare.client import Client
+from riskshare.errors import InputError
+from riskshare.node.jobs.spec import parse_spec
+from riskshare.node.service import NodeService
+
+from .conftest import Pair, add_grant, make_pair
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    pair = make_pair(tmp_path_factory.mktemp("jobs"), range(0, 300), range(200, 600))
+    add_grant(pair, "bank", result_to="both")
+    add_grant(pair, "broker", result_to="both")
+    with NodeService(pair.home("bank")), NodeService(pair.home("broker")):
+        yield pair
+
+
+def analyst(pair: Pair, node: str) -> Client:
+    return Client.for_home(pair.home(node), pair.tokens[node]["analyst"])
+
+
+def rows(client: Client, job_id: str) -> list[dict[str, str]]:
+    arts = {a["name"]: a["id"] for a in client.artifacts(job_id)}
+    if "psi-rows.csv" not in arts:
+        return []
+    return list(csv.DictReader(io.StringIO(client.download(arts["psi-rows.csv"]).decode())))
+
+
+def test_initiator_as_sender_with_results_to_both(nodes: Pair) -> None:
+    with analyst(nodes, "bank") as bank, analyst(nodes, "broker") as broker:
+        job = bank.psi(peer="broker", table="risk_clients", peer_table="broker_risk", role="sender",
+                       result_to="both")
+        assert bank.wait(job["id"], timeout=60)["state"] == "succeeded"
+        assert broker.wait(job["id"], timeout=30)["state"] == "succeeded"
+        expected = [f"C{i:08d}" for i in range(200, 300)]
+        assert sorted(r["uscc"] for r in rows(bank, job["id"])) == expected
+        assert sorted(r["id"] for r in rows(broker, job["id"])) == expected
+
+
+def test_count_mode_reveals_only_the_size(nodes: Pair) -> None:
+    with analyst(nodes, "bank") as bank, analyst(nodes, "broker") as broker:
+        job = bank.psi(peer="broker", table="risk_clients", peer_table="broker_risk", output_mode="count")
+        done = bank.wait(job["id"], timeout=60)
+        assert done["state"] == "succeeded"
+        psi = next(s for s in done["steps"] if s["id"] == "psi")["summary"]
+        assert psi["intersection"] == 100 and psi["learned_members"] is False
+        assert rows(bank, job["id"]) == [] and rows(broker, job["id"]) == []
+
+
+def test_result_to_both_needs_a_grant_that_allows_it(tmp_path: Path) -> None:
+    pair = make_pair(tmp_path, range(0, 20), range(10, 30))
+    add_grant(pair, "bank", result_to="both")
+    add_grant(pair, "broker", result_to="receiver")  # the broker allows results to the receiver only
+    with NodeService(pair.home("bank")), NodeService(pair.home("broker")):
+        with analyst(pair, "bank") as bank:
+            job = bank.psi(peer="broker", table="risk_clients", peer_table="broker_risk", result_to="both")
+            waiting = bank.wait(job["id"], timeout=30, states=["waiting_approval"])
+            assert waiting["peer_decision"] == "pending"
+        with Client.for_home(pair.home("broker"), pair.tokens["broker"]["data_owner"]) as owner:
+            (approval,) = owner.approvals()
+            assert approval["manifest"]["result_to"] == "both"
+
+
+def test_operations_not_yet_available_say_so(nodes: Pair) -> None:
+    with analyst(nodes, "bank") as bank:
+        for op in ("pir", "train"):
+            with pytest.raises(InputError, match=f"operation '{op}' is not available"):
+                bank.submit({"peer": "broker", "table": "risk_clients", "peer_table": "broker_risk",
+                             "purpose": "x", "op": op})
+        with pytest.raises(InputError, match="unknown psi parameter"):
+            bank.psi(peer="broker", table="risk_clients", peer_table="broker_risk", colour="blue")
+        with pytest.raises(InputError, match="unknown PSI protocol"):
+            bank.psi(peer="broker", table="risk_clients", peer_table="broker_risk", protocol="magic")
+
+
+def test_job_files_are_checked() -> None:
+    spec = parse_spec("peer: broker\ntable: a\npeer_table: b\npurpose: monitoring\nop: psi\n")
+    assert [s.id for s in spec.steps] == ["read", "psi", "write"]
+    with pytest.raises(InputError, match="needs 'nope'"):
+        parse_spec({"peer": "broker", "table": "a", "peer_table": "b", "purpose": "p",
+                    "steps": [{"id": "psi", "op": "psi", "needs": ["nope"]}]})
+    with pytest.raises(InputError, match="purpose"):
+        parse_spec({"peer": "broker", "table": "a", "peer_table": "b", "op": "psi"})
+    with pytest.raises(InputError, match="not valid YAML"):
+        parse_spec("peer: [unclosed")
