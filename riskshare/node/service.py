@@ -135,11 +135,17 @@ class NodeService:
             from .home import NodeHome
 
             fresh = NodeHome.open(self.ctx.home.path)
+            before = {n: e.get("fingerprint") for n, e in self.ctx.home.config.get("peers", {}).items()}
             self.ctx.home.config = fresh.config
             self._peers_mtime = mtime
             self.link.set_peers(self.ctx.home.peers())
             self._https_ctx = self._make_https_context()
-            log.info("peers reloaded: %s", ", ".join(self.ctx.home.config.get("peers", {})) or "none")
+            after = {n: e.get("fingerprint") for n, e in self.ctx.home.config.get("peers", {}).items()}
+            if before != after:  # pinned or removed outside the API (`riskshare peer add|remove`)
+                self.ctx.audit.record("local:riskshare.toml", "peer.change", f"node:{self.ctx.name}", {
+                    "added": sorted(set(after) - set(before)), "removed": sorted(set(before) - set(after)),
+                    "repinned": sorted(n for n in set(before) & set(after) if before[n] != after[n])})
+            log.info("peers reloaded: %s", ", ".join(after) or "none")
 
     def peer_by_fingerprint(self, fingerprint: str | None) -> str | None:
         if not fingerprint:
