@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from .errors import AuthorizationError, ConfigError, InputError, PeerUnavailable, RiskshareError
+from .errors import AuthorizationError, ConfigError, InputError, PeerUnavailable
 
 TOKEN_ENV = "RISKSHARE_TOKEN"
 TERMINAL = ("succeeded", "failed", "cancelled", "denied", "refused")

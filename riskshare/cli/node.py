@@ -50,5 +50,5 @@ def status(home: Path) -> None:
         answer = httpx.get(url + "/healthz", verify=pinned_context(node_home.cert_pem), timeout=5).json()
     except httpx.HTTPError as exc:
         click.echo(f"node '{node_home.name}' at {url}: not answering ({type(exc).__name__})")
-        raise SystemExit(3)
+        raise SystemExit(3) from None
     click.echo(f"node '{answer['node']}' at {url}: {answer['status']} (riskshare {answer['version']})")

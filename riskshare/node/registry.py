@@ -79,7 +79,7 @@ def read_sql(database_url: str, query: str) -> pa.Table:
         raise InputError("the query returns duplicate column names", hint="alias them with AS")
     columns = list(zip(*rows)) if rows else [() for _ in names]
     arrays = []
-    for name, values in zip(names, columns):
+    for values in columns:
         try:
             arrays.append(pa.array(list(values)))
         except (pa.ArrowInvalid, pa.ArrowTypeError):

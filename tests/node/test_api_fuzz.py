@@ -48,6 +48,7 @@ def snapshot(service: NodeService) -> dict[str, Any]:
     return counts
 
 
+@pytest.mark.slow
 def test_malformed_requests_get_4xx_and_change_nothing(node: tuple[NodeService, Pair]) -> None:
     service, pair = node
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", service.app)
@@ -62,20 +63,20 @@ def test_malformed_requests_get_4xx_and_change_nothing(node: tuple[NodeService, 
         @given(case=strategy)
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
-        def run(case: Any) -> None:
+        def run(case: Any) -> None:  # noqa: B023 - called at once, inside this iteration
             headers = dict(case.headers or {})
             if not _headers_mutated(case):
                 # the mutation is in the path, query or body: send it with a token of the role that may
                 # call the operation, so the node must refuse it for its input, not for its role
-                role = _role_for(operation.path, operation.method)
+                role = _role_for(operation.path, operation.method)  # noqa: B023
                 headers["Authorization"] = f"Bearer {pair.tokens['bank'][role]}"
             response = case.call(headers=headers)
-            seen.append(response.status_code)
+            seen.append(response.status_code)  # noqa: B023
             # A read may legitimately succeed (negative generation cannot always break a request that
             # has nothing to validate); a change must be refused; nothing may be a server error.
-            refused_change = operation.method.upper() == "GET" or 400 <= response.status_code < 500
+            refused_change = operation.method.upper() == "GET" or 400 <= response.status_code < 500  # noqa: B023
             if response.status_code >= 500 or not refused_change:
-                failures.append(f"{operation.method.upper()} {operation.path}: {response.status_code} for "
+                failures.append(f"{operation.method.upper()} {operation.path}: {response.status_code} for "  # noqa: B023
                                 f"{case.path_parameters} {case.query} {str(case.body)[:200]} -> {response.text[:200]}")
 
         run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..authz import require
@@ -21,30 +22,35 @@ def get_node(request: Request) -> "NodeService":
     return request.app.state.node
 
 
-def current_user(request: Request,
-                 credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+async def current_user(request: Request,
+                       credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    # async, so a token seen in the last seconds costs no hop to the thread pool (status polling)
     node = get_node(request)
     token = credentials.credentials if credentials else None
     cached = node.auth_cache.get(token)
     if cached is not None:
         return cached
-    with node.ctx.db.session() as session:
-        principal = authenticate(session, token)
+    principal = await run_in_threadpool(_authenticate, node, token)
     node.auth_cache.put(token, principal)
     return principal
 
 
-def permission(name: str) -> Callable[..., Principal]:
+def _authenticate(node: "NodeService", token: str | None) -> Principal:
+    with node.ctx.db.session() as session:
+        return authenticate(session, token)
+
+
+def permission(name: str) -> Callable[..., Any]:
     """A dependency that lets the request through only for roles holding ``name``."""
 
-    def check(user: Principal = Depends(current_user)) -> Principal:
+    async def check(user: Principal = Depends(current_user)) -> Principal:
         require(user.role, name, f"user '{user.name}'")
         return user
 
     return check
 
 
-def current_peer(request: Request) -> str:
+async def current_peer(request: Request) -> str:
     """The pinned peer whose client certificate this connection presented (mutual TLS)."""
     node = get_node(request)
     fingerprint = request.scope.get("riskshare.client_cert")
@@ -54,6 +60,3 @@ def current_peer(request: Request) -> str:
                         hint="nodes reach it with their own certificate; pin each other with `riskshare peer add`")
     return peer
 
-
-def dump(obj: Any) -> Any:
-    return obj

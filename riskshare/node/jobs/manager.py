@@ -34,7 +34,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ...crypto.certs import load_certificate, sha256_hex
 from ...errors import InputError, PeerError, RiskshareError
@@ -56,6 +56,12 @@ log = logging.getLogger("riskshare.node.jobs")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "denied", "refused"})
 ACCEPTED = frozenset({"covered", "approved"})
 JOB_ID_RE = re.compile(r"^j-[0-9a-f]{16}$")
+
+
+# The status read's statements, built once (clients poll them many times a second).
+_JOB_BY_ID = select(Job.__table__).where(Job.__table__.c.id == bindparam("id"))
+_STEPS_OF_JOB = (select(JobStep.__table__).where(JobStep.__table__.c.job_id == bindparam("id"))
+                 .order_by(JobStep.__table__.c.position))
 
 
 class Stop(Exception):
@@ -170,13 +176,11 @@ class JobManager:
         """A job with its steps (the status read clients poll: plain SQL, no ORM, no write lock)."""
         if not isinstance(job_id, str) or len(job_id) > 40:
             raise NotFound(f"no job '{job_id}' on this node")
-        jobs, steps = Job.__table__, JobStep.__table__
         with self.ctx.db.read() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+            row = conn.execute(_JOB_BY_ID, {"id": job_id}).mappings().first()
             if row is None:
                 raise NotFound(f"no job '{job_id}' on this node")
-            step_rows = conn.execute(select(steps).where(steps.c.job_id == job_id)
-                                     .order_by(steps.c.position)).mappings().all()
+            step_rows = conn.execute(_STEPS_OF_JOB, {"id": job_id}).mappings().all()
         return job_dict(SimpleNamespace(**row), [SimpleNamespace(**r) for r in step_rows])  # type: ignore[arg-type]
 
     def list(self, *, state: str | None = None, limit: int = 100, schedule_id: int | None = None) -> list[dict[str, Any]]:
