@@ -146,15 +146,21 @@ class PirServer:
         return summary
 
     # -- serving -------------------------------------------------------------------------------
-    def serve(self, link: Link, peers: list[str], stop: threading.Event, *, on_event: Event | None = None) -> None:
-        """Answer requests from ``peers`` (one thread each) until ``stop`` is set."""
+    def serve(self, link: Link, peers: list[str], stop: threading.Event, *, on_event: Event | None = None,
+              tick: Callable[[], None] | None = None) -> None:
+        """Answer requests from ``peers`` (one thread each) until ``stop`` is set.
+
+        ``tick`` runs on the calling thread about twice a second (the CLI reloads the
+        table there when asked to); signal handlers run on it as well.
+        """
         threads = [threading.Thread(target=self._serve_peer, args=(link, p, stop, on_event), daemon=True,
                                     name=f"rs-pir-{p}") for p in peers]
         for t in threads:
             t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.5)
+        while any(t.is_alive() for t in threads):
+            threads[0].join(0.5)
+            if tick is not None and not stop.is_set():
+                tick()
 
     def _serve_peer(self, link: Link, peer: str, stop: threading.Event, on_event: Event | None) -> None:
         while not stop.is_set():
