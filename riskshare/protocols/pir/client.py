@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,7 @@ class PirClient:
         self.store, self.hints = store, hints
         self.copy: TableCopy | None = None
         self.hint: PirHint | None = None
+        self._pads: list = []
         if refresh:
             return
         table = table or self._last_table()
@@ -175,6 +177,28 @@ class PirClient:
             return None
         base = self.store.root if self.mode == "cached" and self.store else self.hints.root  # type: ignore[union-attr]
         return max(names, key=lambda n: (base / self.peer / n).stat().st_mtime)
+
+    def prepare(self, count: int) -> None:
+        """pir mode: compute the key-independent part of ``count`` future queries now (offline work).
+
+        A SimplePIR query is ``A·s + e`` plus one entry that depends on the key;
+        everything but that entry can be computed before the key is known.
+        """
+        if self.mode != "pir" or self.hint is None:
+            raise InputError("prepare() needs pir mode and a downloaded hint (call sync() first)")
+        self._add_pads(self.hint.state.prepare(count), self.hint.manifest["digest"])
+
+    def _add_pads(self, pads: list, digest: str) -> None:
+        if getattr(self, "_pads_for", None) != digest:
+            self._pads = []  # pads of another hint are useless
+        self._pads.extend(pads)
+        self._pads_for = digest
+
+    def _take_pads(self, count: int) -> list:
+        if self.hint is None or getattr(self, "_pads_for", None) != self.hint.manifest["digest"]:
+            return []  # prepared for another hint: useless
+        taken, self._pads = self._pads[:count], self._pads[count:]
+        return taken
 
     def sync(self) -> QueryResult:
         """Bring the cached copy (or hint) up to date without looking anything up."""
@@ -204,6 +228,13 @@ class PirClient:
         link.send_json(peer, wire.REQUEST_TAG, {"v": wire.WIRE_VERSION, "qid": qid, "op": "query" if n else "sync",
                                                 "mode": self.mode, "keys": n, "have": have})
         blinded = None
+        background = None
+        if n and self.mode == "pir" and self.hint is not None and len(self._pads) < n:
+            # The key-independent part of the PIR queries overlaps the OPRF round.
+            hint_now, missing = self.hint, n - len(self._pads)
+            made: list = []
+            background = threading.Thread(target=lambda: made.extend(hint_now.state.prepare(missing)), daemon=True)
+            background.start()
         if n:
             blinded = oprf.blind([k.encode() for k in distinct])
             link.send(peer, wire.tag(qid, "blinded"), blinded.elements)
@@ -231,6 +262,10 @@ class PirClient:
             self._update_copy(qid, manifest, update, result)
         else:
             self._update_hint(qid, reply, manifest, update)
+        if background is not None:
+            background.join()
+            if self.hint is hint_now:  # still the same hint: the pads fit
+                self._add_pads(made, hint_now.manifest["digest"])
         if not n:
             return result
         evaluated = link.recv_array(peer, wire.tag(qid, "evaluated"), dtype=np.uint8, shape=(n, oprf.ELEMENT_BYTES))
@@ -309,11 +344,12 @@ class PirClient:
         assert hint is not None
         layout = hint.state.layout
         columns = (derived.buckets & np.uint64(layout.buckets - 1)).astype(np.int64)
-        secrets, queries = hint.state.queries(columns)
+        pads = self._take_pads(len(columns))
+        pads, queries = hint.state.queries(columns, pads)
         self.link.send(self.peer, wire.tag(qid, "pir-query"), queries)
         answers = self.link.recv_array(self.peer, wire.tag(qid, "pir-answer"), dtype=np.uint32,
                                        shape=(len(columns), layout.rows))
-        buckets = hint.state.recover(answers, secrets)
+        buckets = hint.state.recover(answers, pads)
         out: list[list[str] | None] = []
         table_id, key_id, n_cols = manifest["table"], manifest["key_id"], len(manifest["columns"])
         for i in range(len(columns)):

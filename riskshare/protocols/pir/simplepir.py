@@ -128,14 +128,38 @@ def gaussian_errors(count: int) -> np.ndarray:
     return _values[idx].astype(np.int64).astype(np.uint32)
 
 
+def _limbs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (x & 0xFFFF).astype(np.float64), (x >> 16).astype(np.float64)
+
+
+def _wrap(x: np.ndarray) -> np.ndarray:
+    """Exact float64 integers (below 2^53) reduced modulo 2^32."""
+    return (x.astype(np.uint64) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def _mul_mod_q(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b mod 2^32`` for uint32 matrices with an inner dimension <= 2^20.
+
+    One operand column: numpy's integer mat-vec (wraps natively). More: float64
+    BLAS on 16-bit limbs (each limb product < 2^32, each sum < 2^52: exact), the
+    ``hi·hi`` term vanishing modulo 2^32 — several times faster for batches.
+    """
+    if b.ndim == 1 or b.shape[1] <= 2:
+        return a @ b
+    a_lo, a_hi = _limbs(a)
+    b_lo, b_hi = _limbs(b)
+    low = _wrap(a_lo @ b_lo)
+    mid = _wrap(a_lo @ b_hi) + _wrap(a_hi @ b_lo)
+    return low + (mid << np.uint32(16))
+
+
 def _mat_a_products(seed: bytes, buckets: int, secrets: np.ndarray) -> np.ndarray:
     """``A · s`` for every secret (rows of ``secrets``, shape (B, n)): a (B, m) uint32 array, A expanded blockwise."""
     out = np.empty((len(secrets), buckets), dtype=np.uint32)
     st = np.ascontiguousarray(secrets.T)  # (n, B)
     for start in range(0, buckets, _A_BLOCK):
         stop = min(start + _A_BLOCK, buckets)
-        block = expand_a(seed, start, stop)
-        out[:, start:stop] = (block @ st).T
+        out[:, start:stop] = _mul_mod_q(expand_a(seed, start, stop), st).T
     return out
 
 
@@ -190,9 +214,22 @@ class Database:
         return cls(layout, seed, matrix_u8.astype(np.uint32), hint, np.ascontiguousarray(stash))
 
     def answer(self, queries: np.ndarray) -> np.ndarray:
-        """``D · qu`` for every query row ((B, m) uint32): a (B, ℓ) uint32 array."""
-        return np.stack([self.matrix @ q for q in queries]) if len(queries) else np.zeros((0, self.layout.rows),
-                                                                                           np.uint32)
+        """``D · qu`` for every query row ((B, m) uint32): a (B, ℓ) uint32 array, one pass over ``D``.
+
+        Few queries: integer mat-vecs. Many: float64 BLAS on 16-bit limbs of the
+        queries (byte × limb < 2^24, sums over m <= 2^20 below 2^44: exact), ``D``
+        converted in row blocks so the float copy stays small.
+        """
+        count = len(queries)
+        if count <= 2:
+            return np.stack([self.matrix @ q for q in queries]) if count else np.zeros((0, self.layout.rows), np.uint32)
+        q_lo, q_hi = _limbs(np.ascontiguousarray(queries.T))
+        out = np.empty((self.layout.rows, count), dtype=np.uint32)
+        step = max(1, (32 << 20) // (8 * self.layout.buckets))
+        for start in range(0, self.layout.rows, step):
+            block = self.matrix[start : start + step].astype(np.float64)
+            out[start : start + step] = _wrap(block @ q_lo) + (_wrap(block @ q_hi) << np.uint32(16))
+        return np.ascontiguousarray(out.T)
 
 
 @dataclass
@@ -204,17 +241,40 @@ class ClientState:
     hint: np.ndarray  # (ℓ, n) uint32
     stash: np.ndarray  # (k, slot_bytes) uint8
 
-    def queries(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Query vectors for the given bucket columns: (secrets (B, n), queries (B, m) uint32)."""
-        count = len(columns)
+    def prepare(self, count: int) -> list["Pad"]:
+        """Key-independent parts of ``count`` queries (secret, ``A·s + e``, ``H·s``), computable ahead of time."""
+        if count == 0:
+            return []
         secrets = np.frombuffer(os.urandom(4 * LWE_N * count), dtype="<u4").reshape(count, LWE_N).copy()
-        qs = _mat_a_products(self.seed, self.layout.buckets, secrets)
-        qs += gaussian_errors(count * self.layout.buckets).reshape(count, self.layout.buckets)
-        qs[np.arange(count), np.asarray(columns, dtype=np.int64)] += np.uint32(DELTA)
-        return secrets, qs
+        base = _mat_a_products(self.seed, self.layout.buckets, secrets)
+        base += gaussian_errors(count * self.layout.buckets).reshape(count, self.layout.buckets)
+        hs = _mul_mod_q(self.hint, np.ascontiguousarray(secrets.T)).T if count > 2 else (self.hint @ secrets.T).T
+        return [Pad(secrets[i], base[i], np.ascontiguousarray(hs[i])) for i in range(count)]
 
-    def recover(self, answers: np.ndarray, secrets: np.ndarray) -> np.ndarray:
+    def queries(self, columns: np.ndarray, pads: list["Pad"] | None = None) -> tuple[list["Pad"], np.ndarray]:
+        """Query vectors for the given bucket columns: (the pads used, queries (B, m) uint32).
+
+        ``pads`` prepared ahead of time are used (and must not be reused); missing ones are made now.
+        """
+        count = len(columns)
+        pads = list(pads or [])[:count]
+        pads += self.prepare(count - len(pads))
+        qs = np.stack([p.query_base for p in pads]) if count else np.zeros((0, self.layout.buckets), np.uint32)
+        qs[np.arange(count), np.asarray(columns, dtype=np.int64)] += np.uint32(DELTA)
+        return pads, qs
+
+    def recover(self, answers: np.ndarray, pads: list["Pad"]) -> np.ndarray:
         """The requested columns, as (B, capacity, slot_bytes) uint8 record slots."""
-        noisy = answers - (self.hint @ secrets.T).T  # mod 2^32
+        hs = np.stack([p.hint_product for p in pads]) if pads else np.zeros((0, self.layout.rows), np.uint32)
+        noisy = answers - hs  # mod 2^32
         values = ((noisy + np.uint32(DELTA // 2)) >> np.uint32(LOG_Q - 8)).astype(np.uint8)
         return values.reshape(len(answers), self.layout.capacity, self.layout.slot_bytes)
+
+
+@dataclass
+class Pad:
+    """One query's key-independent part: its LWE secret, ``A·s + e`` and ``H·s`` (used once)."""
+
+    secret: np.ndarray  # (n,) uint32
+    query_base: np.ndarray  # (m,) uint32
+    hint_product: np.ndarray  # (ℓ,) uint32

@@ -69,3 +69,16 @@ def test_layout_keeps_the_hint_small_for_a_million_records() -> None:
     assert layout.hint_bytes / table_bytes < 0.10
     assert stash <= 1_000_000 // 256
     assert layout.query_bytes <= 1 << 20 and layout.answer_bytes < 1 << 20
+
+
+@pytest.mark.parametrize("cols", [1, 2, 3, 40])
+def test_modular_products_are_exact_for_any_batch(cols: int) -> None:
+    rng = np.random.default_rng(cols)
+    a = rng.integers(0, 2**32, size=(50, 1024), dtype=np.uint64).astype(np.uint32)
+    b = rng.integers(0, 2**32, size=(1024, cols), dtype=np.uint64).astype(np.uint32)
+    expected = np.stack([a @ b[:, j] for j in range(cols)], axis=1)  # numpy's uint32 wrap-around
+    assert np.array_equal(sp._mul_mod_q(a, b), expected)
+    slots = np.frombuffer(os.urandom(300 * 40), np.uint8).reshape(300, 40).copy()
+    db = sp.Database.build(slots, np.frombuffer(os.urandom(8 * 300), np.uint64).copy())
+    queries = rng.integers(0, 2**32, size=(cols, db.layout.buckets), dtype=np.uint64).astype(np.uint32)
+    assert np.array_equal(db.answer(queries), np.stack([db.matrix @ q for q in queries]))
