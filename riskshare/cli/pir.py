@@ -146,7 +146,9 @@ def serve(home: Path, table_path: Path, key_column: str, columns: str | None, pe
         except Exception as exc:  # noqa: BLE001 - keep serving the last good version
             click.echo(f"reload failed, still serving version {server.table.version}: {exc}", err=True)
 
-    with node.open_link(list(peers), timeout=timeout, peer_restarts="accept") as link:
+    # Clients send at most MAX_KEYS_PIR queries of 4·m bytes (or 32 bytes a key in cached mode): refuse
+    # anything far bigger before it is read into memory.
+    with node.open_link(list(peers), timeout=timeout, peer_restarts="accept", max_message_bytes=512 << 20) as link:
         click.echo(f"serving '{name}' (version {table.version}, {mode} mode) to {', '.join(peers)} on "
                    f"{node.config['node']['listen']}; stop with Ctrl-C", err=True)
         server.serve(link, list(peers), stop, on_event=on_event, tick=tick)

@@ -218,17 +218,21 @@ class Database:
 
         Few queries: integer mat-vecs. Many: float64 BLAS on 16-bit limbs of the
         queries (byte × limb < 2^24, sums over m <= 2^20 below 2^44: exact), ``D``
-        converted in row blocks so the float copy stays small.
+        converted in column blocks so the float copy stays small.
         """
         count = len(queries)
-        if count <= 2:
+        if count <= 4:
             return np.stack([self.matrix @ q for q in queries]) if count else np.zeros((0, self.layout.rows), np.uint32)
-        q_lo, q_hi = _limbs(np.ascontiguousarray(queries.T))
-        out = np.empty((self.layout.rows, count), dtype=np.uint32)
-        step = max(1, (32 << 20) // (8 * self.layout.buckets))
-        for start in range(0, self.layout.rows, step):
-            block = self.matrix[start : start + step].astype(np.float64)
-            out[start : start + step] = _wrap(block @ q_lo) + (_wrap(block @ q_hi) << np.uint32(16))
+        q_lo, q_hi = _limbs(np.ascontiguousarray(queries.T))  # (m, B)
+        acc_lo = np.zeros((self.layout.rows, count), dtype=np.float64)
+        acc_hi = np.zeros_like(acc_lo)
+        # Blocks of columns keep the GEMMs well shaped (ℓ × 4096 times 4096 × B); the float sums
+        # stay below 2^8 · 2^16 · 2^20 = 2^44, exact.
+        for start in range(0, self.layout.buckets, _A_BLOCK):
+            block = self.matrix[:, start : start + _A_BLOCK].astype(np.float64)
+            acc_lo += block @ q_lo[start : start + _A_BLOCK]
+            acc_hi += block @ q_hi[start : start + _A_BLOCK]
+        out = _wrap(acc_lo) + (_wrap(acc_hi) << np.uint32(16))
         return np.ascontiguousarray(out.T)
 
 
