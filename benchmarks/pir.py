@@ -2,6 +2,8 @@
 
     python benchmarks/pir.py [--records 1000000] [--batch 10000] [--pir-batch 64] [--modes cached,pir]
 
+``--modes ""`` measures the set-up only.
+
 The server is ``riskshare pir serve`` in its own process; the client runs in
 this process over a mutual-TLS network link. Prints one JSON document:
 set-up seconds, one-query online milliseconds (median), batch seconds, bytes
@@ -206,7 +208,7 @@ def main() -> None:
         report["table_bytes"] = int(served.size * served.published().slot_bytes)
         served.save(hq.path / "pir" / "tables" / "risk")
         keys = keys_arr.to_pylist()
-        for mode in args.modes.split(","):
+        for mode in filter(None, args.modes.split(",")):
             batch = args.batch if mode == "cached" else args.pir_batch
             singles = args.singles if mode == "cached" else max(3, args.singles // 4)
             report[mode] = measure_mode(mode, NodeHome.open(hq.path), NodeHome.open(sub.path), csv, keys, batch, singles)

@@ -150,8 +150,9 @@ class FileQueryPolicy:
 
     def record(self, peer: str, event: str, *, table: str, query_id: str, **counts: int) -> None:
         with self._lock:
+            outcome = "refused" if event == "refused" else "done"
             self._append(self.clock(), event, {"peer": peer, "table": table, "query_id": query_id,
-                                                "outcome": "done", **counts})
+                                                "outcome": outcome, **counts})
 
     def _append(self, now: float, event: str, entry: dict) -> None:
         stamp = dt.datetime.fromtimestamp(now).astimezone().isoformat(timespec="seconds")

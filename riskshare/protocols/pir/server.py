@@ -81,6 +81,8 @@ class PirServer:
             blinded = link.recv_array(peer, wire.tag(qid, "blinded"), dtype=np.uint8, shape=(n, ELEMENT_BYTES))
 
         def refuse(reason: str, message: str) -> dict:
+            if reason != "quota":  # the policy logged quota refusals itself
+                self.policy.record(peer, "refused", table=table.table_id, query_id=qid, keys=n)
             link.send_json(peer, wire.tag(qid, "reply"), {"status": "refused", "reason": reason, "message": message})
             log.warning("refused %s query %s from '%s': %s", mode, qid, peer, message)
             return {**summary, "outcome": f"refused ({reason})"}

@@ -282,6 +282,7 @@ def test_server_refuses_mode_mismatch_and_oversized_batches(session_factory) -> 
         session.client().query(["A", "B", "C"])
     with pytest.raises(InputError, match="cached mode"):
         PirClient(session.client_link, "server", mode="pir").query(["A"])
+    assert [e["event"] for e in session.server.policy.events] == ["refused", "refused"]  # logged, never silent
 
 
 def test_server_state_survives_a_restart_and_detects_damage(tmp_path) -> None:
