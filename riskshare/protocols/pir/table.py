@@ -155,12 +155,31 @@ class ServerTable:
         check_table_id(table_id)
         key = key or OprfKey.generate()
         width = records.width_for(values)
+        n = len(keys)
+        revisions = np.full(n, version, np.uint64)
+        tags = np.empty((n, TAG_BYTES), np.uint8)
+        buckets = np.empty(n, np.uint64)
+        fingerprints = np.empty((n, 16), np.uint8)
+        nonces = np.empty((n, NONCE_BYTES), np.uint8)
+        cts = np.empty((n, width + records.GCM_TAG_BYTES), np.uint8)
+
+        def seal_rows(start: int, stop: int, outputs: np.ndarray) -> None:
+            # Runs on this thread while the pool evaluates the next rows.
+            derived = records.derive(outputs)
+            padded = records.pad(values.slice(start, stop - start), width)
+            fingerprints[start:stop] = records.record_digests(padded)
+            nonces[start:stop], cts[start:stop] = records.seal(padded, derived.keys, derived.tags,
+                                                               revisions[start:stop], table_id, key.key_id)
+            tags[start:stop], buckets[start:stop] = derived.tags, derived.buckets
+
         step = (lambda done, total: progress("evaluate OPRF on the table's keys", done, total)) if progress else None
-        prf = key.evaluate([k.encode() for k in keys.to_pylist()], progress=step)
-        padded = records.pad(values, width)
-        table = cls._assemble(table_id, key, version, columns, width, keys, prf,
-                              records.record_digests(padded), padded, np.full(len(keys), version, np.uint64))
-        return table
+        prf = key.evaluate([k.encode() for k in keys.to_pylist()], progress=step, on_rows=seal_rows)
+        order = _tag_order(tags)
+        return cls(
+            table_id=table_id, key=key, version=version, columns=list(columns), width=width,
+            keys=keys.take(pa.array(order)), prf=prf[order], fingerprints=fingerprints[order], buckets=buckets[order],
+            tags=tags[order], nonces=nonces[order], ciphertexts=cts[order], revisions=revisions[order],
+        )
 
     @classmethod
     def _assemble(cls, table_id: str, key: OprfKey, version: int, columns: list[str], width: int, keys: pa.Array,

@@ -28,10 +28,12 @@ def as_dict(result):
 @pytest.mark.parametrize("mode", MODES)
 def test_answers_match_a_plain_dict_lookup(session_factory, mode: str) -> None:
     rng = np.random.default_rng(7)
-    records = {f"9131{i:014d}": (str(rng.integers(1, 4)), f"reason {i} " * int(rng.integers(0, 4))) for i in range(300)}
+    # 5000 records: several evaluation chunks, sealed while the next ones are evaluated
+    records = {f"9131{i:014d}": (str(rng.integers(1, 4)), f"reason {i} " * int(rng.integers(0, 4)))
+               for i in range(5000)}
     session = session_factory(server_table(records), mode)
     client = session.client()
-    present = list(records)[::7]
+    present = list(records)[::97]
     absent = [f"X{i}" for i in range(20)]
     asked = present + absent + present[:3]  # repeated keys are answered each time
     result = client.query(asked)
