@@ -5,14 +5,15 @@ unit separator and padded to the table's fixed *width* behind a two-byte
 length, so every ciphertext has the same size (lengths of individual records
 are not revealed; only the table's width is).
 
-From the OPRF output ``y = F(k, key)`` (64 bytes) one BLAKE2b-512 call with the
-personalisation ``riskshare-pir-v1`` derives, as disjoint segments of its
-output, the record's *tag* (16 bytes, where the record sits), its AES-256-GCM
-*key* (32 bytes) and its PIR *bucket* selector (8 bytes). BLAKE2b is a PRF
-keyed by its input here (``y`` is pseudorandom and secret to whoever did not
-evaluate the OPRF on ``key``), and disjoint output segments of a PRF are
-independent, so the tag reveals nothing about the key (RFC 7693; the same
-split-output construction as TLS 1.2's key block).
+From the OPRF output ``y = F(k, key)`` (64 bytes) one call of BLAKE2b in keyed
+mode — ``y`` as the 64-byte key, personalisation ``riskshare-pir-v1`` —
+derives, as disjoint segments of its 56-byte output, the record's *tag* (16
+bytes, where the record sits), its AES-256-GCM *key* (32 bytes) and its PIR
+*bucket* selector (8 bytes). Keyed BLAKE2b is a PRF (RFC 7693), ``y`` is
+pseudorandom and known only to whoever evaluated the OPRF on ``key``, and
+disjoint segments of a PRF's output are independent, so the tag reveals
+nothing about the AEAD key (the split-output construction of TLS 1.2's key
+block); the personalisation separates this use from any other.
 
 Each record is sealed with AES-256-GCM under its own key and a fresh random
 96-bit nonce (fresh on every re-encryption, so a changed record never reuses a
@@ -61,7 +62,7 @@ def derive(prf_outputs: np.ndarray) -> Derived:
     """Tag, AEAD key and bucket selector for every OPRF output (an (n, 64) array)."""
     blake = hashlib.blake2b
     size = TAG_BYTES + KEY_BYTES + BUCKET_BYTES
-    raw = b"".join([blake(row, digest_size=size, person=_KDF_PERSON).digest() for row in map(bytes, prf_outputs)])
+    raw = b"".join([blake(digest_size=size, key=row, person=_KDF_PERSON).digest() for row in map(bytes, prf_outputs)])
     out = np.frombuffer(raw, dtype=np.uint8).reshape(-1, size)
     tags = np.ascontiguousarray(out[:, :TAG_BYTES])
     keys = np.ascontiguousarray(out[:, TAG_BYTES : TAG_BYTES + KEY_BYTES])
