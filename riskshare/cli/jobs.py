@@ -92,7 +92,8 @@ def _op_command(op: str, helptext: str) -> None:
 
 
 _op_command("psi", "Private set intersection of --table with the peer's --peer-table; prints the job id last.")
-_op_command("pir", "Keyword PIR against the peer's --peer-table (available once riskshare.protocols.pir lands).")
+_op_command("pir", "Keyword PIR: look the IDs of --table up in the peer's --peer-table (--param mode=cached|pir, "
+                   "--param columns=a,b); prints the job id last.")
 _op_command("train", "Vertical federated training (available once riskshare.ml lands).")
 _op_command("predict", "Vertical federated prediction (available once riskshare.ml lands).")
 

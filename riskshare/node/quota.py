@@ -37,7 +37,9 @@ def _allowance(keys_left: int | None) -> Any:
 
 
 class GrantQueryPolicy:
-    def __init__(self, ctx: NodeContext, grant_id: int, *, job_id: str | None = None) -> None:
+    """``grant_id=None``: a job a data owner approved by hand — no quota, every round still audited."""
+
+    def __init__(self, ctx: NodeContext, grant_id: int | None, *, job_id: str | None = None) -> None:
         self.ctx = ctx
         self.grant_id = grant_id
         self.job_id = job_id
@@ -45,10 +47,15 @@ class GrantQueryPolicy:
     def check_and_count(self, peer: str, n_keys: int, *, table: str, mode: str, query_id: str) -> Any:
         """Count ``n_keys`` lookups against the grant, or refuse with a message for the peer."""
         refusal: Exception | None = None
+        limit: int | None = None
+        used = 0
         with self.ctx.db.session() as s:
-            why = grants.check_still_valid(s, self.grant_id)
             details = {"peer": peer, "table": table, "mode": mode, "query_id": query_id, "keys": n_keys,
                        "grant": self.grant_id, "job": self.job_id}
+            if self.grant_id is None:
+                self.ctx.audit.append(s, f"peer:{peer}", "pir.query", f"job:{self.job_id}", details)
+                return _allowance(None)
+            why = grants.check_still_valid(s, self.grant_id)
             if why:
                 self.ctx.audit.append(s, f"peer:{peer}", "pir.refused", f"grant:{self.grant_id}",
                                       {**details, "reason": why})
@@ -71,6 +78,7 @@ class GrantQueryPolicy:
 
     def record(self, peer: str, event: str, *, table: str, query_id: str, **counts: int) -> None:
         """Audit an event that uses no quota (a table or hint download, a refused request)."""
-        self.ctx.audit.record(f"peer:{peer}", f"pir.{event}", f"grant:{self.grant_id}", {
+        target = f"grant:{self.grant_id}" if self.grant_id is not None else f"job:{self.job_id}"
+        self.ctx.audit.record(f"peer:{peer}", f"pir.{event}", target, {
             "peer": peer, "table": table, "query_id": query_id, "job": self.job_id,
             **{k: int(v) for k, v in counts.items()}})

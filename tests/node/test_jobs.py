@@ -74,7 +74,7 @@ def test_result_to_both_needs_a_grant_that_allows_it(tmp_path: Path) -> None:
 
 def test_operations_not_yet_available_say_so(nodes: Pair) -> None:
     with analyst(nodes, "bank") as bank:
-        for op in ("pir", "train"):
+        for op in ("train", "predict"):
             with pytest.raises(InputError, match=f"operation '{op}' is not available"):
                 bank.submit({"peer": "broker", "table": "risk_clients", "peer_table": "broker_risk",
                              "purpose": "x", "op": op})
@@ -94,3 +94,28 @@ def test_job_files_are_checked() -> None:
         parse_spec({"peer": "broker", "table": "a", "peer_table": "b", "op": "psi"})
     with pytest.raises(InputError, match="not valid YAML"):
         parse_spec("peer: [unclosed")
+
+
+def test_pir_job_looks_keys_up_within_the_daily_quota(tmp_path: Path) -> None:
+    pair = make_pair(tmp_path, range(0, 300), range(200, 600))
+    add_grant(pair, "bank", ops=["pir"])
+    add_grant(pair, "broker", ops=["pir"], max_queries_per_day=500)
+    with NodeService(pair.home("bank")), NodeService(pair.home("broker")):
+        with analyst(pair, "bank") as bank:
+            job = bank.submit({"peer": "broker", "table": "risk_clients", "peer_table": "broker_risk",
+                               "purpose": "group risk list lookup", "op": "pir"})
+            done = bank.wait(job["id"], timeout=120)
+            assert done["state"] == "succeeded", done
+            pir = next(s for s in done["steps"] if s["id"] == "pir")["summary"]
+            assert pir["keys"] == 300 and pir["found"] == 100
+            arts = {a["name"]: a["id"] for a in bank.artifacts(job["id"])}
+            answers = list(csv.DictReader(io.StringIO(bank.download(arts["pir-answers.csv"]).decode())))
+            found = {r["key"]: r["score"] for r in answers if r["found"] == "yes"}
+            assert sorted(found) == [f"C{i:08d}" for i in range(200, 300)]
+            assert all(found[f"C{i:08d}"] == str(i % 97) for i in range(200, 300))  # the owner's records
+            # 300 of the 500 keys a day are used: a second lookup of 300 keys is refused, and says why
+            again = bank.wait(bank.rerun(job["id"])["id"], timeout=120)
+            assert again["state"] == "failed" and "allows 500 lookups a day" in again["error"]
+        with Client.for_home(pair.home("broker"), pair.tokens["broker"]["auditor"]) as auditor:
+            events = [(r["action"], r["details"]["keys"]) for r in auditor.audit(action="pir.*")]
+            assert events == [("pir.query", 300), ("pir.refused", 300)]

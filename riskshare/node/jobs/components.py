@@ -46,6 +46,8 @@ class StepContext:
     check: Callable[[], None]     # raises if the job was cancelled or its grant revoked
     log: Callable[[str], None]
     add_artifact: Callable[..., None]  # (name, path, media_type, rows=None)
+    state_dir: Path | None = None  # this node's lasting protocol state (prepared PIR tables, caches)
+    quota: Any = None              # the query policy of the grant this job runs under (PIR)
 
 
 @dataclass
@@ -83,7 +85,6 @@ COMPONENTS: dict[str, Component] = {}
 
 # Operations another package brings; named here so that a job using them gets a clear message.
 PLANNED = {
-    "pir": "keyword PIR arrives with riskshare.protocols.pir",
     "train": "vertical training arrives with riskshare.ml",
     "predict": "vertical prediction arrives with riskshare.ml",
     "binning": "binning / WOE / IV arrive with riskshare.ml",
@@ -250,6 +251,12 @@ class WriteComponent(Component):
         summary: dict[str, Any] = {}
         produced = {k: v for k, v in ctx.inputs.items() if not isinstance(v, ReadValue)}
         for step_id, value in produced.items():
+            if isinstance(value, PirAnswers):
+                name = f"{step_id}-answers.csv"
+                path = write_table(value.as_table(), ctx.workdir / name)
+                ctx.add_artifact(name, path, "text/csv", rows=len(value.answers))
+                summary[f"{step_id}_answers"] = len(value.answers)
+                continue
             result = value.get("result") if isinstance(value, dict) else None
             if result is None:
                 continue
@@ -279,6 +286,145 @@ class WriteComponent(Component):
         return StepResult(summary, None)
 
 
+# -- pir --------------------------------------------------------------------------------
+
+@dataclass
+class PirAnswers:
+    """What the asking side learned: per asked key, found or not, and the record."""
+
+    answers: list[Any]
+    columns: list[str]
+
+    def as_table(self) -> pa.Table:
+        data: dict[str, list[str]] = {"key": [a.normalised for a in self.answers],
+                                      "found": ["yes" if a.found else "no" for a in self.answers]}
+        for column in self.columns:
+            name = column if column not in data else f"record_{column}"
+            data[name] = [(a.record or {}).get(column, "") for a in self.answers]
+        return pa.table({k: pa.array(v, type=pa.string()) for k, v in data.items()})
+
+
+MAX_PIR_ROUNDS = 10_000
+
+
+class PirComponent(Component):
+    """Keyword PIR (riskshare.protocols.pir): the receiver looks up the IDs of its table in the
+    sender's table and learns their records; the sender learns how many keys were asked.
+
+    The sender's side serves its registered table: key = the table's ID column,
+    records = ``params.columns`` (comma-separated) or its registered features or, if none,
+    every other column. The prepared table (an OPRF evaluation of every key) is kept in
+    the node home and only updated for what changed, so repeated jobs start quickly.
+    Every lookup round is counted against the grant's ``--max-queries-per-day``.
+    """
+
+    op = "pir"
+    grant_op = "pir"
+    talks_to_peer = True
+
+    def check_params(self, params: dict[str, Any], spec: Any) -> dict[str, Any]:
+        unknown = set(params) - {"mode", "columns", "case"}
+        if unknown:
+            raise InputError(f"unknown pir parameter(s): {', '.join(sorted(unknown))}",
+                             hint="known: mode (cached | pir), columns, case")
+        mode = params.get("mode", "cached")
+        if mode not in ("cached", "pir"):
+            raise InputError(f"pir mode is 'cached' or 'pir', not '{mode}'")
+        columns = params.get("columns")
+        if columns is not None and not isinstance(columns, str):
+            raise InputError("pir 'columns' is a comma-separated list of the owner's columns")
+        return {**params, "mode": mode}
+
+    def columns(self, table: TableSource) -> list[str]:
+        return [table.id_column, *table.features]
+
+    def run(self, ctx: StepContext) -> StepResult:
+        if ctx.protocol_role == "receiver":
+            return self._ask(ctx)
+        return self._serve(ctx)
+
+    def _ask(self, ctx: StepContext) -> StepResult:
+        from ...protocols.pir import CacheStore, HintStore, PirClient
+        from ...protocols.pir import wire
+
+        mode = ctx.params.get("mode", "cached")
+        keys = read_input(ctx).ids.unique.to_pylist()
+        per_round = wire.MAX_KEYS_CACHED if mode == "cached" else wire.MAX_KEYS_PIR
+        rounds = [keys[i : i + per_round] for i in range(0, len(keys), per_round)]
+        if len(rounds) > MAX_PIR_ROUNDS:
+            raise InputError(f"{len(keys)} keys need more than {MAX_PIR_ROUNDS} PIR rounds in {mode} mode",
+                             hint="use cached mode for many keys")
+        ctx.link.send_json(ctx.peer, "pir/plan", {"rounds": len(rounds)})
+        state = ctx.state_dir or ctx.workdir
+        client = PirClient(ctx.link, ctx.peer, mode=mode, store=CacheStore(state / "pir-cache"),
+                           hints=HintStore(state / "pir-hint"))
+        started = time.monotonic()
+        answers: list[Any] = []
+        columns: list[str] = []
+        update = "none"
+        for chunk in rounds:
+            ctx.check()
+            result = client.query(chunk)
+            answers.extend(result.answers)
+            columns, update = result.columns, result.update if update == "none" else update
+        summary = {"mode": mode, "keys": len(keys), "found": sum(a.found for a in answers), "rounds": len(rounds),
+                   "table_update": update, "seconds": round(time.monotonic() - started, 3),
+                   "bytes_sent": ctx.link.stats.total()["bytes_sent"],
+                   "bytes_received": ctx.link.stats.total()["bytes_received"]}
+        return StepResult(summary, PirAnswers(answers, columns))
+
+    def _serve(self, ctx: StepContext) -> StepResult:
+        from ...protocols.pir import PirServer
+        from ...protocols.pir import wire
+
+        mode = ctx.params.get("mode", "cached")
+        plan = ctx.link.recv_json(ctx.peer, "pir/plan")
+        rounds = plan.get("rounds") if isinstance(plan, dict) else None
+        if not isinstance(rounds, int) or not 0 <= rounds <= MAX_PIR_ROUNDS:
+            raise InputError(f"peer '{ctx.peer}' announced an invalid number of PIR rounds: {rounds!r}")
+        table = self._server_table(ctx)
+        server = PirServer(table, mode=mode, policy=ctx.quota)
+        started = time.monotonic()
+        asked = refused = 0
+        for _ in range(rounds):
+            ctx.check()
+            request = wire.check_request(ctx.link.recv_json(ctx.peer, wire.REQUEST_TAG), ctx.peer)
+            outcome = server.handle(ctx.link, ctx.peer, request)
+            asked += int(request.get("keys", 0))
+            if str(outcome.get("outcome", "")).startswith("refused"):
+                refused += 1
+                raise InputError(f"refused the peer's lookup: {outcome['outcome']}",
+                                 hint="the grant's quota or the table's limits were reached")
+        summary = {"mode": mode, "records": table.size, "rounds": rounds, "keys_asked": asked, "refused": refused,
+                   "table_version": table.version, "seconds": round(time.monotonic() - started, 3)}
+        return StepResult(summary, None)
+
+    def _server_table(self, ctx: StepContext) -> Any:
+        """The prepared table for this node's registered table, built once and then kept up to date."""
+        from ...protocols.pir import ServerTable, prepare_table
+
+        source = ctx.table
+        data = source.read()
+        if ctx.params.get("columns"):
+            columns = [c.strip() for c in str(ctx.params["columns"]).split(",") if c.strip()]
+        elif source.features:
+            columns = list(source.features)
+        else:
+            columns = [c for c in data.column_names if c != source.id_column]
+        keys, values, names = prepare_table(data.select([source.id_column, *columns]).cast(
+            pa.schema([(c, pa.string()) for c in [source.id_column, *columns]])), source.id_column,
+            f"table '{source.name}'", columns)
+        directory = (ctx.state_dir or ctx.workdir) / "pir" / "tables" / source.name
+        saved = ServerTable.load(directory)
+        table = ServerTable.build(source.name, keys, values, names) if saved is None else saved.updated(
+            keys, values, names)
+        if table is not saved:
+            table.save(directory)
+            ctx.log(f"prepared PIR table '{source.name}': version {table.version}, {table.size} records")
+        return table
+
+
 register(ReadComponent())
 register(PsiComponent())
+register(PirComponent())
 register(WriteComponent())

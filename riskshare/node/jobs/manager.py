@@ -41,6 +41,7 @@ from ...errors import InputError, PeerError, RiskshareError
 from .. import grants as grants_mod
 from ..audit import verify_head
 from ..errors import Conflict, NotFound, PeerRefused
+from ..quota import GrantQueryPolicy
 from ..registry import get_table, source_of
 from ..storage import utcnow
 from ..storage.models import Approval, Artifact, Job, JobEvent, JobStep, PeerHead, Schedule
@@ -656,7 +657,9 @@ class JobManager:
             with self.ctx.db.session() as s:
                 job = s.get(Job, job_id)
                 manifest, peer, role, table_name = dict(job.manifest), job.peer, job.role, job.table_name
+                grant_id = job.grant_id
                 table = source_of(get_table(s, table_name))
+            quota = GrantQueryPolicy(self.ctx, grant_id, job_id=job_id)
             steps = manifest["steps"]
             protocol_role = manifest["initiator_role"] if role == "initiator" else (
                 "sender" if manifest["initiator_role"] == "receiver" else "receiver")
@@ -676,6 +679,7 @@ class JobManager:
                     check=attempt.check, log=lambda m, _j=job_id: self._log(_j, "info", m),
                     add_artifact=lambda name, path, media_type, rows=None, _j=job_id, _s=step_id:
                         self._add_artifact(_j, _s, name, path, media_type, rows),
+                    state_dir=self.ctx.home.path / "state", quota=quota,
                 )
                 saved = workdir / ".steps" / step_id
                 if index < start_index and component.talks_to_peer:
