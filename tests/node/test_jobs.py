@@ -119,3 +119,39 @@ def test_pir_job_looks_keys_up_within_the_daily_quota(tmp_path: Path) -> None:
         with Client.for_home(pair.home("broker"), pair.tokens["broker"]["auditor"]) as auditor:
             events = [(r["action"], r["details"]["keys"]) for r in auditor.audit(action="pir.*")]
             assert events == [("pir.query", 300), ("pir.refused", 300)]
+
+
+def test_concurrent_jobs_with_two_peers_keep_apart(tmp_path: Path) -> None:
+    from riskshare.node import grants, registry
+    from riskshare.node.context import NodeContext
+    from riskshare.node.home import NodeHome
+
+    from .conftest import free_port, write_ids
+
+    pair = make_pair(tmp_path, range(0, 400), range(100, 500))
+    sub = NodeHome.init(tmp_path / "sub", "sub", f"127.0.0.1:{free_port()}")
+    bank = NodeHome.open(pair.home("bank"))
+    bank.add_peer("sub", sub.config["node"]["listen"], sub.cert_pem)
+    sub.add_peer("bank", bank.config["node"]["listen"], bank.cert_pem)
+    write_ids(tmp_path / "sub.csv", "id", range(300, 700))
+    ctx = NodeContext.open(sub.path)
+    with ctx.db.session() as s:
+        registry.add_table(ctx, s, "local:test", name="sub_risk", path=str(tmp_path / "sub.csv"), id_column="id")
+    with ctx.db.session() as s:
+        grants.add_grant(ctx, s, "local:test", table="sub_risk", peer="bank", ops=["psi"], purpose="group",
+                         expires="2099-01-01")
+    ctx.close()
+    add_grant(pair, "broker")
+    for peer in ("broker", "sub"):
+        add_grant(pair, "bank", peer=peer)
+    with NodeService(pair.home("bank")), NodeService(pair.home("broker")), NodeService(sub.path):
+        with analyst(pair, "bank") as client:
+            jobs = [client.psi(peer=p, table="risk_clients", peer_table=t)["id"]
+                    for p, t in (("broker", "broker_risk"), ("sub", "sub_risk"), ("broker", "broker_risk"),
+                                 ("sub", "sub_risk"))]
+            sizes = []
+            for job_id in jobs:
+                done = client.wait(job_id, timeout=120)
+                assert done["state"] == "succeeded", done
+                sizes.append(next(s for s in done["steps"] if s["id"] == "psi")["summary"]["intersection"])
+    assert sizes == [300, 100, 300, 100]
