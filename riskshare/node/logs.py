@@ -16,7 +16,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("node", "method", "path", "status", "ms", "user", "peer", "client"):
+        for key in ("node", "job", "method", "path", "status", "ms", "user", "peer", "client"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:

@@ -169,7 +169,6 @@ def run_forever(home: str | os.PathLike[str], database_url: str | None = None) -
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     node.start()
-    print(f"node '{node.ctx.name}' serving on {node.url}", file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.5):
             pass

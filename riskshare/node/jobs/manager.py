@@ -1011,7 +1011,7 @@ class JobManager:
     def _event(self, s: Any, job_id: str, level: str, message: str) -> None:
         s.add(JobEvent(job_id=job_id, ts=utcnow(), level=level, message=message[:4000]))
         getattr(log, "warning" if level == "warning" else "error" if level == "error" else "info")(
-            "job %s: %s", job_id, message)
+            "job %s: %s", job_id, message, extra={"node": self.ctx.name, "job": job_id})
 
     def _log(self, job_id: str, level: str, message: str) -> None:
         with self.ctx.db.session() as s:
