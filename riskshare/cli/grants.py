@@ -157,7 +157,7 @@ def _decide(approval_id: int, approve: bool, reason: str, kw: dict[str, Any]) ->
             (client.approve(approval_id, reason) if approve else client.deny(approval_id, reason))
     else:
         from ..node.context import local_actor
-        from ..node.jobs.manager import record_approval_decision
+        from ..node.jobs.state import record_approval_decision
 
         _local(t, lambda ctx, s: record_approval_decision(ctx, s, local_actor(), approval_id, approve, reason))
     click.echo(f"{'approved' if approve else 'denied'} #{approval_id}")

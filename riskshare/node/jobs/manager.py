@@ -21,14 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import re
-import secrets
-import shutil
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -36,28 +31,23 @@ from typing import TYPE_CHECKING, Any
 from croniter import croniter
 from sqlalchemy import bindparam, select
 
-from ...crypto.certs import load_certificate, sha256_hex
 from ...errors import InputError, PeerError, RiskshareError
 from .. import grants as grants_mod
-from ..audit import verify_head
 from ..errors import Conflict, NotFound, PeerRefused
-from ..quota import GrantQueryPolicy
 from ..registry import get_table, source_of
 from ..storage import utcnow
-from ..storage.models import Approval, Artifact, Job, JobEvent, JobStep, PeerHead, Schedule
-from .components import StepContext, get_component
-from .link import JobLink
+from ..storage.models import Approval, Artifact, Job, JobEvent, JobStep, Schedule
+from .components import get_component
+from .peer_side import PeerSide
+from .runner import AttemptRunner
 from .spec import JobSpec, parse_spec
+from .state import (ACCEPTED, TERMINAL, Attempt, Stop, artifact_dict, job_dict, new_job_id,
+                    record_approval_decision, schedule_dict)
 
 if TYPE_CHECKING:
     from ..service import NodeService
 
 log = logging.getLogger("riskshare.node.jobs")
-
-TERMINAL = frozenset({"succeeded", "failed", "cancelled", "denied", "refused"})
-ACCEPTED = frozenset({"covered", "approved"})
-JOB_ID_RE = re.compile(r"^j-[0-9a-f]{16}$")
-
 
 # The status read's statements, built once (clients poll them many times a second).
 _JOB_BY_ID = select(Job.__table__).where(Job.__table__.c.id == bindparam("id"))
@@ -65,66 +55,9 @@ _STEPS_OF_JOB = (select(JobStep.__table__).where(JobStep.__table__.c.job_id == b
                  .order_by(JobStep.__table__.c.position))
 
 
-class Stop(Exception):
-    """Why a running attempt must stop (raised inside the worker by checks)."""
+class JobManager(PeerSide, AttemptRunner):
+    """One node's jobs: submitting, deciding, supervising, recovering (see the module docstring)."""
 
-    def __init__(self, kind: str, reason: str, peer_kind: str | None = None) -> None:
-        super().__init__(reason)
-        self.kind = kind  # cancelled | revoked | peer | shutdown | superseded
-        self.reason = reason
-        self.peer_kind = peer_kind  # for kind == peer: cancelled | failed | interrupted | denied
-
-
-@dataclass
-class Attempt:
-    job_id: str
-    number: int
-    started: float = field(default_factory=time.monotonic)
-    stop_reason: Stop | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def stop(self, reason: Stop) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-
-    def check(self) -> None:
-        if self.stop_reason is not None:
-            raise self.stop_reason
-
-
-def new_job_id() -> str:
-    return "j-" + secrets.token_hex(8)
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def job_dict(job: Job, steps: list[JobStep] | None = None) -> dict[str, Any]:
-    out = {
-        "id": job.id, "name": job.name, "role": job.role, "peer": job.peer, "state": job.state,
-        "table": job.table_name, "peer_table": _other_table(job), "purpose": job.purpose,
-        "ops": job.manifest.get("ops", []), "result_to": job.manifest.get("result_to"),
-        "created_by": job.created_by, "created_at": _iso(job.created_at), "updated_at": _iso(job.updated_at),
-        "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at), "attempt": job.attempt,
-        "current_step": job.current_step, "error": job.error, "local_decision": job.local_decision,
-        "peer_decision": job.peer_decision, "decision_reason": job.decision_reason, "grant_id": job.grant_id,
-        "schedule_id": job.schedule_id, "rerun_of": job.rerun_of,
-    }
-    if steps is not None:
-        out["steps"] = [{"id": s.step_id, "op": s.op, "state": s.state, "attempt": s.attempt,
-                         "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at),
-                         "summary": s.summary, "error": s.error} for s in steps]
-    return out
-
-
-def _other_table(job: Job) -> str | None:
-    tables = job.manifest.get("tables", {})
-    return tables.get("responder" if job.role == "initiator" else "initiator", {}).get("table")
-
-
-class JobManager:
     def __init__(self, node: "NodeService", *, max_attempts: int = 3, peer_deadline: float = 600.0,
                  approval_timeout: float = 7 * 86400.0, poll_interval: float = 2.0,
                  queue_timeout: float = 86400.0) -> None:
@@ -599,217 +532,6 @@ class JobManager:
         self._backoff.pop(job_id, None)
         self._launch(job_id, number, str(answer.get("start_step") or ""))
 
-    # == running an attempt ============================================================
-    def _launch(self, job_id: str, number: int, start_step: str) -> None:
-        with self.ctx.db.session() as s:
-            job = s.get(Job, job_id)
-            steps = [st["id"] for st in job.manifest["steps"]]
-            if start_step not in steps:
-                start_step = steps[0]
-            job.state, job.attempt, job.start_step = "running", number, start_step
-            job.started_at = job.started_at or utcnow()
-            job.updated_at = utcnow()
-            job.error = None
-            self._event(s, job_id, "info", f"attempt {number} started at step '{start_step}'")
-            self.ctx.audit.append(s, "node", "job.attempt", f"job:{job_id}", {"attempt": number, "start_step": start_step})
-        attempt = Attempt(job_id, number)
-        with self._lock:
-            self._attempts[job_id] = attempt
-        attempt.thread = threading.Thread(target=self._execute, args=(attempt, start_step),
-                                          name=f"rs-job-{job_id}", daemon=True)
-        attempt.thread.start()
-        threading.Thread(target=self._watch, args=(attempt,), name=f"rs-watch-{job_id}", daemon=True).start()
-
-    def _watch(self, attempt: Attempt) -> None:
-        """Stop the attempt if its grant is revoked or expires, or the peer stopped its side."""
-        last_peer_poll = time.monotonic()
-        while not attempt.done.wait(1.0):
-            try:
-                with self.ctx.db.session() as s:
-                    job = s.get(Job, attempt.job_id)
-                    grant_id, peer = job.grant_id, job.peer
-                    if grant_id is not None:
-                        why = grants_mod.check_still_valid(s, grant_id)
-                        if why:
-                            attempt.stop(Stop("revoked", why))
-                            continue
-                if time.monotonic() - last_peer_poll >= 3.0 and time.monotonic() - attempt.started > 5.0:
-                    last_peer_poll = time.monotonic()
-                    try:
-                        answer = self.node.peer_client.call(peer, "GET", f"/jobs/{attempt.job_id}", timeout=5.0)
-                    except (PeerError, PeerRefused):
-                        continue  # unreachable: the link's own timeouts decide
-                    state, their_attempt = answer.get("state"), answer.get("attempt", 0)
-                    if state in ("failed", "cancelled", "denied", "refused"):
-                        attempt.stop(Stop("peer", f"peer '{peer}' {state} the job: {answer.get('error') or ''}",
-                                          "cancelled" if state == "cancelled" else "failed"))
-                    elif their_attempt < attempt.number or (state != "running" and state != "succeeded"):
-                        attempt.stop(Stop("peer", f"peer '{peer}' is no longer running attempt {attempt.number}",
-                                          "interrupted"))
-            except Exception:  # noqa: BLE001 - the watcher must not die silently
-                log.warning("job watcher error:\n%s", traceback.format_exc())
-
-    def _execute(self, attempt: Attempt, start_step: str) -> None:
-        job_id = attempt.job_id
-        step_id = "start"
-        _background_priority()
-        try:
-            with self.ctx.db.session() as s:
-                job = s.get(Job, job_id)
-                manifest, peer, role, table_name = dict(job.manifest), job.peer, job.role, job.table_name
-                grant_id = job.grant_id
-                table = source_of(get_table(s, table_name))
-            quota = GrantQueryPolicy(self.ctx, grant_id, job_id=job_id)
-            steps = manifest["steps"]
-            protocol_role = manifest["initiator_role"] if role == "initiator" else (
-                "sender" if manifest["initiator_role"] == "receiver" else "receiver")
-            workdir = self.ctx.artifacts_dir / job_id
-            workdir.mkdir(parents=True, exist_ok=True)
-            values: dict[str, Any] = {}
-            start_index = next(i for i, st in enumerate(steps) if st["id"] == start_step)
-            prefix = f"job/{job_id}/{attempt.number}"
-            for index, step in enumerate(steps):
-                step_id = step["id"]
-                component = get_component(step["op"])
-                link = JobLink(self.node.link, f"{prefix}/{step_id}", peer, attempt.check, float(manifest["timeout"]))
-                ctx = StepContext(
-                    job_id=job_id, step_id=step_id, params=dict(step["params"]), manifest=manifest, peer=peer,
-                    protocol_role=protocol_role, result_to=manifest["result_to"], link=link, table=table,
-                    inputs={n: values[n] for n in step["needs"] if n in values}, workdir=workdir,
-                    check=attempt.check, log=lambda m, _j=job_id: self._log(_j, "info", m),
-                    add_artifact=lambda name, path, media_type, rows=None, _j=job_id, _s=step_id:
-                        self._add_artifact(_j, _s, name, path, media_type, rows),
-                    state_dir=self.ctx.home.path / "state", quota=quota,
-                )
-                saved = workdir / ".steps" / step_id
-                if index < start_index and component.talks_to_peer:
-                    value = component.load(saved, ctx)
-                    if value is None:
-                        raise InputError(f"cannot resume at step '{start_step}': the saved output of step "
-                                         f"'{step_id}' is missing or the table changed since",
-                                         hint="rerun the job")
-                    values[step_id] = value
-                    continue
-                attempt.check()
-                self._step_started(job_id, step_id, attempt.number)
-                _fault_delay(step_id, attempt.check)
-                result = component.run(ctx)
-                attempt.check()
-                if component.talks_to_peer:
-                    component.save(result.value, saved)
-                values[step_id] = result.value
-                self._step_finished(job_id, step_id, attempt.number, result.summary)
-            self._succeeded(job_id, peer)
-        except Stop as stop:
-            self._stopped(attempt, step_id, stop)
-        except RiskshareError as exc:
-            self._failed(attempt, step_id, f"step '{step_id}' failed: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a bug, but the job must still end and say where
-            log.error("job %s step %s crashed:\n%s", job_id, step_id, traceback.format_exc())
-            self._failed(attempt, step_id, f"step '{step_id}' failed with an internal error: {type(exc).__name__}: {exc}")
-        finally:
-            self.node.link.discard(f"job/{job_id}/{attempt.number}/")
-            with self._lock:
-                if self._attempts.get(job_id) is attempt:
-                    del self._attempts[job_id]
-            attempt.done.set()
-            self.wake()
-
-    def _step_started(self, job_id: str, step_id: str, number: int) -> None:
-        with self.ctx.db.session() as s:
-            step = s.get(JobStep, (job_id, step_id))
-            step.state, step.attempt, step.started_at, step.finished_at, step.error = "running", number, utcnow(), None, None
-            job = s.get(Job, job_id)
-            job.current_step, job.updated_at = step_id, utcnow()
-            self.ctx.audit.append(s, "node", "job.step.start", f"job:{job_id}", {"step": step_id, "attempt": number})
-
-    def _step_finished(self, job_id: str, step_id: str, number: int, summary: dict[str, Any]) -> None:
-        with self.ctx.db.session() as s:
-            step = s.get(JobStep, (job_id, step_id))
-            step.state, step.finished_at, step.summary = "succeeded", utcnow(), summary
-            self.ctx.audit.append(s, "node", "job.step.finish", f"job:{job_id}",
-                                  {"step": step_id, "attempt": number, "summary": summary})
-            self._event(s, job_id, "info", f"step '{step_id}' done: {_short(summary)}")
-
-    def _add_artifact(self, job_id: str, step_id: str, name: str, path: Path, media_type: str,
-                      rows: int | None = None) -> None:
-        data = Path(path).read_bytes()
-        with self.ctx.db.session() as s:
-            for old in s.execute(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name)).scalars():
-                s.delete(old)
-            art = Artifact(job_id=job_id, step_id=step_id, name=name,
-                           path=str(Path(path).resolve().relative_to(self.ctx.home.path.resolve())),
-                           media_type=media_type, size=len(data), sha256=sha256_hex(data), rows=rows,
-                           created_at=utcnow())
-            s.add(art)
-            s.flush()
-            self.ctx.audit.append(s, "node", "artifact.create", f"artifact:{art.id}",
-                                  {"job": job_id, "step": step_id, "name": name, "bytes": len(data), "rows": rows})
-
-    def _succeeded(self, job_id: str, peer: str) -> None:
-        with self.ctx.db.session() as s:
-            job = s.get(Job, job_id)
-            self._finish(s, job, "succeeded", None)
-        self.exchange_heads(peer, job_id)
-
-    def _stopped(self, attempt: Attempt, step_id: str, stop: Stop) -> None:
-        job_id = attempt.job_id
-        if stop.kind == "superseded":
-            return
-        with self.ctx.db.session() as s:
-            job = s.get(Job, job_id)
-            self._mark_step(s, job_id, step_id, "interrupted" if stop.kind in ("shutdown", "peer") else "failed",
-                            stop.reason)
-            if stop.kind == "shutdown":
-                self._event(s, job_id, "warning", f"interrupted at step '{step_id}': {stop.reason}")
-                peer, notify = job.peer, ("interrupted", stop.reason)
-            elif stop.kind == "peer" and stop.peer_kind == "interrupted":
-                self._event(s, job_id, "warning", f"step '{step_id}': {stop.reason}")
-                if job.role == "initiator":
-                    job.state, job.next_action_at = "starting", utcnow()
-                    job.deadline_at = utcnow() + dt.timedelta(seconds=self.peer_deadline)
-                else:
-                    job.state, job.updated_at = "queued", utcnow()
-                peer, notify = job.peer, None
-            elif stop.kind == "peer":
-                state = "cancelled" if stop.peer_kind == "cancelled" else "failed"
-                self._finish(s, job, state, f"step '{step_id}': {stop.reason}")
-                peer, notify = job.peer, None
-            elif stop.kind == "cancelled":
-                self._finish(s, job, "cancelled", f"cancelled at step '{step_id}': {stop.reason}")
-                peer, notify = job.peer, ("cancelled", stop.reason)
-            else:  # revoked
-                self._finish(s, job, "failed", f"stopped before finishing step '{step_id}': {stop.reason}")
-                peer, notify = job.peer, ("failed", job.error)
-        if notify is not None:
-            body = {"attempt": attempt.number, "kind": notify[0], "reason": notify[1], "step": step_id}
-            if stop.kind == "shutdown":
-                try:  # while shutting down: one quick try, no background thread
-                    self.node.peer_client.call(peer, "POST", f"/jobs/{job_id}/abort", body, timeout=2.0)
-                except (PeerError, PeerRefused):
-                    pass
-            else:
-                self._notify_async(peer, f"/jobs/{job_id}/abort", body)
-
-    def _failed(self, attempt: Attempt, step_id: str, message: str) -> None:
-        job_id = attempt.job_id
-        if attempt.stop_reason is not None:  # the failure was caused by a stop (e.g. the link was cut)
-            self._stopped(attempt, step_id, attempt.stop_reason)
-            return
-        with self.ctx.db.session() as s:
-            job = s.get(Job, job_id)
-            self._mark_step(s, job_id, step_id, "failed", message)
-            self._finish(s, job, "failed", message)
-            peer = job.peer
-        self._notify_async(peer, f"/jobs/{job_id}/abort",
-                           {"attempt": attempt.number, "kind": "failed", "reason": message, "step": step_id})
-
-    @staticmethod
-    def _mark_step(s: Any, job_id: str, step_id: str, state: str, error: str) -> None:
-        step = s.get(JobStep, (job_id, step_id))
-        if step is not None and step.state == "running":
-            step.state, step.error, step.finished_at = state, error, utcnow()
-
     def _finish(self, s: Any, job: Job, state: str, error: str | None) -> None:
         job.state, job.error = state, error
         job.finished_at = job.updated_at = utcnow()
@@ -847,166 +569,6 @@ class JobManager:
                 "attempt": number, "kind": "interrupted", "step": step,
                 "reason": f"node '{self.ctx.name}' restarted during step '{step}'"})
 
-    # == the peer's side (called by /peer/v1) ===========================================
-    def receive_proposal(self, peer: str, job_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
-        if not JOB_ID_RE.match(job_id or ""):
-            raise InputError("malformed job id")
-        with self.ctx.db.session() as s:
-            existing = s.get(Job, job_id)
-            if existing is not None:
-                if existing.peer != peer or existing.role != "responder":
-                    raise Conflict(f"job {job_id} exists here and is not yours")
-                return self.peer_view(existing)
-        spec = self._manifest_spec(manifest)
-        steps, ops = self._check_steps(spec)
-        if ops != manifest.get("ops"):
-            raise InputError("the manifest's operations do not match its steps")
-        now = utcnow()
-        with self.ctx.db.session() as s:
-            table = source_of(get_table(s, spec.table))
-            mine = dict(manifest)
-            mine["steps"] = steps
-            mine["tables"] = {"initiator": dict(manifest["tables"]["initiator"]),
-                              "responder": {"table": spec.table, "columns": sorted(
-                                  {c for st in steps for c in get_component(st["op"]).columns(table)})}}
-            job = Job(id=job_id, name=spec.name, role="responder", peer=peer, state="waiting_approval",
-                      manifest=mine, table_name=spec.table, purpose=spec.purpose, created_by=f"peer:{peer}",
-                      created_at=now, updated_at=now, attempt=0, local_decision="pending",
-                      peer_decision="covered", next_action_at=now)
-            s.add(job)
-            self._add_steps(s, job_id, steps)
-            s.flush()
-            self.ctx.audit.append(s, f"peer:{peer}", "job.proposal", f"job:{job_id}", {
-                "peer": peer, "table": spec.table, "ops": ops, "purpose": spec.purpose,
-                "result_to": spec.result_to, "requested_by": str(manifest.get("requested_by", ""))[:80],
-                "peer_columns": manifest["tables"]["initiator"].get("columns", []),
-            })
-            self._decide_locally(s, job, ops, mine, f"peer:{peer}")
-            if job.local_decision == "covered":
-                job.state, job.updated_at = "queued", utcnow()
-            return self.peer_view(job)
-
-    def _manifest_spec(self, manifest: Any) -> JobSpec:
-        try:
-            tables = manifest["tables"]
-            role = manifest["initiator_role"]
-            return parse_spec({
-                "name": manifest.get("name", ""), "peer": self.ctx.name, "table": tables["responder"]["table"],
-                "peer_table": tables["initiator"]["table"], "purpose": manifest["purpose"],
-                "role": "sender" if role == "receiver" else "receiver", "result_to": manifest["result_to"],
-                "timeout": manifest["timeout"], "steps": manifest["steps"],
-            })
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise InputError(f"malformed job manifest (missing {exc})") from None
-
-    @staticmethod
-    def peer_view(job: Job) -> dict[str, Any]:
-        return {"job_id": job.id, "state": job.state, "decision": job.local_decision,
-                "reason": job.decision_reason if job.local_decision in ("denied", "refused") else
-                (job.decision_reason or ""), "attempt": job.attempt, "current_step": job.current_step,
-                "error": job.error}
-
-    def peer_status(self, peer: str, job_id: str) -> dict[str, Any]:
-        with self.ctx.db.session() as s:
-            job = self._peer_job(s, peer, job_id)
-            return self.peer_view(job)
-
-    def _peer_job(self, s: Any, peer: str, job_id: str) -> Job:
-        job = s.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 40 else None
-        if job is None or job.peer != peer:
-            raise NotFound(f"no job '{job_id}' with peer '{peer}' here")
-        return job
-
-    def peer_run(self, peer: str, job_id: str, number: int, completed: list[str]) -> dict[str, Any]:
-        with self.ctx.db.session() as s:
-            job = self._peer_job(s, peer, job_id)
-            if job.role != "responder":
-                raise Conflict("only the initiator starts a job")
-            if job.local_decision not in ACCEPTED:
-                raise Conflict(f"job {job_id} is not accepted here ({job.local_decision}): {job.decision_reason or ''}")
-            if job.state in TERMINAL:
-                raise Conflict(f"job {job_id} is already {job.state} here: {job.error or ''}")
-            if number <= job.attempt and job.state == "running":
-                return {"start_step": job.start_step, "attempt": job.attempt}
-            mine = self._completed_steps(s, job_id)
-            order = [st["id"] for st in job.manifest["steps"]]
-        with self._lock:
-            old = self._attempts.get(job_id)
-        if old is not None:
-            old.stop(Stop("superseded", f"attempt {number} replaces attempt {old.number}"))
-            if not old.done.wait(15.0):
-                raise Conflict(f"attempt {old.number} of job {job_id} has not stopped yet; try again")
-        both = set(mine) & set(completed or [])
-        start = next((sid for sid in order if sid not in both), order[-1])
-        self._launch(job_id, number, start)
-        return {"start_step": start, "attempt": number}
-
-    def peer_abort(self, peer: str, job_id: str, number: int | None, kind: str, reason: str) -> dict[str, Any]:
-        if kind not in ("cancelled", "failed", "interrupted"):
-            raise InputError(f"unknown abort kind '{kind}'")
-        with self.ctx.db.session() as s:
-            job = self._peer_job(s, peer, job_id)
-            self.ctx.audit.append(s, f"peer:{peer}", "job.peer_abort", f"job:{job_id}",
-                                  {"kind": kind, "attempt": number, "reason": reason[:500]})
-            with self._lock:
-                attempt = self._attempts.get(job_id)
-            if attempt is not None and (number is None or number >= attempt.number):
-                attempt.stop(Stop("peer", f"peer '{peer}' {kind} the job: {reason}", kind))
-            elif job.state not in TERMINAL and job.state != "running":
-                if kind == "interrupted":
-                    if job.role == "initiator" and job.state == "starting":
-                        job.next_action_at = utcnow()
-                else:
-                    self._finish(s, job, "cancelled" if kind == "cancelled" else "failed",
-                                 f"peer '{peer}' {kind} the job: {reason}")
-                    self._withdraw_approvals(s, job_id)
-        self.wake()
-        return {"ok": True}
-
-    def peer_decision(self, peer: str, job_id: str, decision: str, reason: str) -> dict[str, Any]:
-        with self.ctx.db.session() as s:
-            job = self._peer_job(s, peer, job_id)
-            if job.role == "initiator":
-                self._apply_peer_decision(s, job, {"decision": decision, "reason": reason})
-        self.wake()
-        return {"ok": True}
-
-    # == audit heads =====================================================================
-    def exchange_heads(self, peer: str, job_id: str | None) -> None:
-        """Hand the peer our signed chain head and keep theirs (at the end of every job)."""
-        mine = self.ctx.audit.head()
-        try:
-            answer = self.node.peer_client.call(peer, "POST", "/audit/heads", {"job_id": job_id, "head": mine})
-        except (PeerError, PeerRefused) as exc:
-            self._log(job_id, "warning", f"could not exchange audit chain heads with '{peer}': {exc}") if job_id else None
-            return
-        self.store_peer_head(peer, job_id, answer.get("head"), ours=mine)
-
-    def store_peer_head(self, peer: str, job_id: str | None, head: Any, ours: dict[str, Any] | None = None) -> None:
-        cert = load_certificate(self.ctx.home.peer(peer).cert_pem)
-        if not isinstance(head, dict) or not verify_head(head, cert.public_key()):  # type: ignore[arg-type]
-            raise InputError(f"peer '{peer}' sent an audit head without a valid signature")
-        now = utcnow()
-        with self.ctx.db.session() as s:
-            s.add(PeerHead(peer=peer, owner="peer", job_id=job_id, seq=int(head["seq"]), hash=str(head["hash"]),
-                           ts=str(head["ts"]), signature=str(head["signature"]), received_at=now))
-            if ours is not None:
-                s.add(PeerHead(peer=peer, owner="self", job_id=job_id, seq=ours["seq"], hash=ours["hash"],
-                               ts=ours["ts"], signature=ours["signature"], received_at=now))
-            self.ctx.audit.append(s, "node", "audit.peer_head", f"peer:{peer}",
-                                  {"job": job_id, "seq": int(head["seq"]), "hash": str(head["hash"])})
-
-    def receive_head(self, peer: str, job_id: str | None, head: Any) -> dict[str, Any]:
-        mine = self.ctx.audit.head()
-        self.store_peer_head(peer, job_id, head, ours=mine)
-        return {"head": mine}
-
-    def heads_held_for(self, peer: str) -> list[dict[str, Any]]:
-        with self.ctx.db.session() as s:
-            rows = s.execute(select(PeerHead).where(PeerHead.peer == peer, PeerHead.owner == "peer")
-                             .order_by(PeerHead.id)).scalars()
-            return [{"seq": r.seq, "hash": r.hash, "ts": r.ts, "job_id": r.job_id} for r in rows]
-
     # == helpers ========================================================================
     def _event(self, s: Any, job_id: str, level: str, message: str) -> None:
         s.add(JobEvent(job_id=job_id, ts=utcnow(), level=level, message=message[:4000]))
@@ -1033,76 +595,3 @@ class JobManager:
                     time.sleep(delay)
                     delay = min(delay * 2, 10.0)
         threading.Thread(target=send, name="rs-notify", daemon=True).start()
-
-
-def record_approval_decision(ctx: Any, s: Any, actor: str, approval_id: int, approve: bool,
-                             reason: str) -> tuple[dict[str, Any], str | None, str | None, str]:
-    """Record a data owner's decision on its approval and job; the node's supervisor moves the job on.
-
-    Used by the API and by local commands (``riskshare approvals approve --home``),
-    so a decision takes effect whether or not it was made through the running node.
-    """
-    approval = grants_mod.decide(ctx, s, actor, approval_id, approve, reason)
-    out = grants_mod.approval_dict(approval)
-    job = s.get(Job, approval.job_id)
-    if job is None or job.state in TERMINAL:
-        return out, None, None, approval.job_id
-    job.local_decision = "approved" if approve else "denied"
-    job.decision_reason = f"{'approved' if approve else 'denied'} by {actor}" + (f": {reason}" if reason else "")
-    job.updated_at = job.next_action_at = utcnow()
-    s.add(JobEvent(job_id=job.id, ts=utcnow(), level="info",
-                   message=f"{'approved' if approve else 'denied'} by {actor}" + (f": {reason}" if reason else "")))
-    return out, job.role, job.peer, job.id
-
-
-JOB_NICE = 10
-
-
-def _background_priority() -> None:
-    """Run this job thread (and the worker threads it starts) at a lower CPU priority.
-
-    Protocol work is bulk work: when the machine is busy, the API (status reads,
-    approvals) should still answer at once. Linux schedules threads separately and
-    new threads inherit the nice value of the thread that creates them, so the
-    crypto thread pools a protocol starts from here are lowered too.
-    """
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICE)
-    except (AttributeError, OSError, PermissionError):
-        pass
-
-
-FAULT_DELAY_ENV = "RISKSHARE_FAULT_STEP_DELAY"
-
-
-def _fault_delay(step_id: str, check: Any) -> None:
-    """Fault injection for tests: ``RISKSHARE_FAULT_STEP_DELAY=psi:3`` holds step psi for 3 s
-    (stoppable), so a test can revoke a grant or kill a node while a step runs."""
-    spec = os.environ.get(FAULT_DELAY_ENV, "")
-    for item in spec.split(","):
-        name, _, seconds = item.partition(":")
-        if name == step_id and seconds:
-            log.warning("fault injection: holding step '%s' for %s s", step_id, seconds)
-            deadline = time.monotonic() + float(seconds)
-            while time.monotonic() < deadline:
-                check()
-                time.sleep(0.05)
-
-
-def artifact_dict(a: Artifact) -> dict[str, Any]:
-    return {"id": a.id, "job_id": a.job_id, "step": a.step_id, "name": a.name, "media_type": a.media_type,
-            "size": a.size, "sha256": a.sha256, "rows": a.rows, "created_at": a.created_at.isoformat()}
-
-
-def schedule_dict(r: Schedule) -> dict[str, Any]:
-    return {"id": r.id, "name": r.name, "cron": r.cron, "enabled": r.enabled, "spec": r.spec,
-            "created_at": r.created_at.isoformat(), "created_by": r.created_by,
-            "next_run_at": _iso(r.next_run_at), "last_run_at": _iso(r.last_run_at), "last_job_id": r.last_job_id}
-
-
-def _short(summary: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in list(summary.items())[:8])
-
-
-def remove_job_files(home: Path, job_id: str) -> None:
-    shutil.rmtree(home / "artifacts" / job_id, ignore_errors=True)
