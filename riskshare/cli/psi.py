@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -35,7 +36,9 @@ def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -
               help="uscc: check unified social credit codes (GB 32100-2015); invalid ones are kept out and listed.")
 @click.option("--case", type=click.Choice(["upper", "keep"]), default="upper", show_default=True,
               help="Upper-case IDs before matching (both sides must agree).")
-@click.option("--protocol", default="ecdh", show_default=True, help="PSI protocol.")
+@click.option("--protocol", type=click.Choice(list(psi_protocols.CHOICES)), default="ecdh", show_default=True,
+              help="ecdh: X25519 Diffie-Hellman; ot: OT-extension (KKRT16), fastest for large sets; "
+              "auto: pick by the two set sizes.")
 @click.option("--result-to", type=click.Choice(["receiver", "both"]), default="receiver", show_default=True)
 @click.option("--output-mode", type=click.Choice(["intersection", "count"]), default="intersection",
               show_default=True, help="count: both sides learn only the size of the intersection.")
@@ -45,10 +48,15 @@ def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -
               help="Where to list kept-out rows (default: next to the output).")
 @click.option("--delimiter", default=None, help="CSV delimiter (default: detected).")
 @click.option("--encoding", default="auto", show_default=True, help="auto, utf-8, gbk or gb18030.")
+@click.option("--bucket-size", default=psi_protocols.DEFAULT_BUCKET_SIZE, show_default=True, type=click.IntRange(1),
+              help="IDs of the larger side per bucket; larger runs are split into buckets run one after another.")
+@click.option("--stats", "stats_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write this run's figures (sizes, protocol, seconds, bytes each way) as JSON here.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the peer at each step.")
 def psi(home: Path, peer_name: str, role: str, input_path: Path, id_column: str, id_type: str, case: str,
         protocol: str, result_to: str, output_mode: str, output: Path | None, rejects: Path | None,
-        delimiter: str | None, encoding: str, timeout: float) -> None:
+        delimiter: str | None, encoding: str, bucket_size: int, stats_path: Path | None,
+        timeout: float) -> None:
     """Find the IDs both parties hold without revealing the others.
 
     Start one side with --role sender and the other with --role receiver (in
@@ -72,13 +80,16 @@ def psi(home: Path, peer_name: str, role: str, input_path: Path, id_column: str,
         raise InputError(f"{input_path} has no usable IDs in column '{id_column}'", hint="see the rejects file")
 
     progress = Progress()
+    protocol_started = time.monotonic()
     with node.open_link([peer_name], timeout=timeout) as link:
         result = psi_protocols.run(
             link, peer_name, role, prepared.unique, protocol=protocol,  # type: ignore[arg-type]
             result_to=result_to, output_mode=output_mode, progress=progress,  # type: ignore[arg-type]
+            bucket_size=bucket_size, announce=lambda line: click.echo(line, err=True),
         )
         progress.done()
         traffic = link.stats.total()
+    protocol_seconds = time.monotonic() - protocol_started
     seconds = time.monotonic() - started
     sent_mb, recv_mb = traffic["bytes_sent"] / 1e6, traffic["bytes_received"] / 1e6
     if result.indices is not None and output is not None:
@@ -91,3 +102,12 @@ def psi(home: Path, peer_name: str, role: str, input_path: Path, id_column: str,
     else:
         click.echo(f"done: the peer ({result.peer_size} IDs) received the result; this side learns only its size")
     click.echo(f"{seconds:.1f} s, sent {sent_mb:.1f} MB, received {recv_mb:.1f} MB", err=True)
+    if stats_path is not None:
+        figures = {
+            "role": role, "protocol": result.protocol, "requested": protocol, "output_mode": output_mode,
+            "own_ids": len(prepared.unique), "peer_ids": result.peer_size, "intersection": result.size,
+            "seconds": round(seconds, 3), "protocol_seconds": round(protocol_seconds, 3),
+            "bytes_sent": traffic["bytes_sent"], "bytes_received": traffic["bytes_received"],
+            "details": {k: v for k, v in result.details.items() if isinstance(v, (int, float, str))},
+        }
+        stats_path.write_text(json.dumps(figures, indent=2) + "\n")

@@ -1,7 +1,11 @@
 """Private set intersection: one entry point, several protocols.
 
-:func:`run` is what the CLI, the node and the in-process API call. It looks up
-the protocol by name; each protocol module documents its security model, what
+:func:`run` is what the CLI, the node and the in-process API call. It first
+agrees with the peer on the protocol, modes and set sizes (one handshake, no
+data-dependent message), resolves ``protocol="auto"``
+(:mod:`.auto`), splits large intersection runs into buckets
+(:mod:`.buckets`), and runs the protocol function on each bucket over its
+own scoped link. Each protocol module documents its security model, what
 each party learns and where its parameters come from.
 """
 
@@ -13,12 +17,28 @@ import pyarrow as pa
 
 from ...errors import InputError
 from ...net import Link
-from . import ecdh
-from .common import OutputMode, Progress, PsiParams, PsiResult, ResultTo, Role, check_role
+from . import auto, buckets, ecdh, ot
+from .buckets import DEFAULT_BUCKET_SIZE, Executor
+from .common import OutputMode, Progress, PsiParams, PsiResult, ResultTo, Role, agree, check_role
 
 PROTOCOLS: dict[str, Callable[..., PsiResult]] = {
     ecdh.NAME: ecdh.run,
+    ot.NAME: ot.run,
 }
+CHOICES = (*PROTOCOLS, "auto")
+
+
+def _as_array(ids: Sequence[str] | pa.Array) -> pa.Array:
+    if isinstance(ids, pa.ChunkedArray):
+        return ids.combine_chunks()
+    if isinstance(ids, pa.Array):
+        return ids
+    return pa.array(list(ids), type=pa.string())
+
+
+def _protocol_params(name: str, result_to: ResultTo, output_mode: OutputMode, stash: int) -> PsiParams:
+    extra = {"variant": ot.VARIANT, "stash": stash} if name == ot.NAME else {}
+    return PsiParams(protocol=name, result_to=result_to, output_mode=output_mode, extra=extra)
 
 
 def run(
@@ -31,14 +51,49 @@ def run(
     result_to: ResultTo = "receiver",
     output_mode: OutputMode = "intersection",
     progress: Progress | None = None,
+    bucket_size: int = DEFAULT_BUCKET_SIZE,
+    stash: int = 0,
+    executor: Executor | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> PsiResult:
-    """Run PSI as ``role`` on distinct normalised ``ids`` against ``peer``."""
+    """Run PSI as ``role`` on distinct normalised ``ids`` against ``peer``.
+
+    ``bucket_size``: IDs of the larger side per bucket (intersection mode);
+    ``stash``: cuckoo stash slots for ``ot``; ``announce`` receives one line
+    saying which protocol ``auto`` picked and how many buckets run.
+    """
     check_role(role)
-    if protocol not in PROTOCOLS:
-        raise InputError(f"unknown PSI protocol '{protocol}'", hint=f"choose one of: {', '.join(PROTOCOLS)}")
-    params = PsiParams(protocol=protocol, result_to=result_to, output_mode=output_mode)
-    params.check()
-    return PROTOCOLS[protocol](link, peer, role, ids, params, progress=progress)
+    if protocol not in CHOICES:
+        raise InputError(f"unknown PSI protocol '{protocol}'", hint=f"choose one of: {', '.join(CHOICES)}")
+    if bucket_size < 1:
+        raise InputError("the bucket size must be at least 1")
+    ids = _as_array(ids)
+    plan = PsiParams(protocol=protocol, result_to=result_to, output_mode=output_mode,
+                     extra={"bucket_size": int(bucket_size), "stash": int(stash)})
+    plan.check()
+    n = len(ids)
+    n_peer = agree(link, peer, role, plan, n, tag="psi/plan")
+    n_r, n_s = (n, n_peer) if role == "receiver" else (n_peer, n)
+    chosen = auto.choose(n_r, n_s, output_mode) if protocol == "auto" else protocol
+    if chosen not in PROTOCOLS:
+        raise InputError(f"no protocol here offers --output-mode {output_mode}",
+                         hint="PSI-sum is not available in this build")
+    count = buckets.bucket_count(n_r, n_s, bucket_size) if output_mode == "intersection" else 1
+    if announce is not None:
+        picked = f"auto picked '{chosen}' for {n_r:,} x {n_s:,} IDs" if protocol == "auto" else f"protocol '{chosen}'"
+        announce(picked + (f", {count} buckets" if count > 1 else ""))
+    params = _protocol_params(chosen, result_to, output_mode, stash)
+    parts = buckets.partition(link, peer, role, ids, n_peer, count)
+    results = buckets.run_buckets(
+        link, peer, role, ids, parts,
+        lambda sub_link, sub_ids, sub_progress: PROTOCOLS[chosen](
+            sub_link, peer, role, sub_ids, params, progress=sub_progress
+        ),
+        executor=executor, progress=progress,
+    )
+    result = buckets.merge(role, chosen, n, n_peer, parts, results)
+    result.details["requested"] = protocol
+    return result
 
 
-__all__ = ["run", "PROTOCOLS", "PsiParams", "PsiResult", "Role", "ResultTo", "OutputMode", "Progress"]
+__all__ = ["run", "PROTOCOLS", "CHOICES", "DEFAULT_BUCKET_SIZE", "PsiParams", "PsiResult", "Role", "ResultTo", "OutputMode", "Progress"]
