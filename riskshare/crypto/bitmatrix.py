@@ -73,7 +73,7 @@ def columns_to_rows(columns: np.ndarray) -> np.ndarray:
     out = np.empty_like(src)
 
     def task(start: int, stop: int) -> None:
-        chunk = np.ascontiguousarray(src[:, :, start:stop])
+        chunk = np.array(src[:, :, start:stop], order="C", copy=True)  # never transpose the caller's array
         _transpose_blocks_inplace(chunk)
         out[:, :, start:stop] = chunk
 
