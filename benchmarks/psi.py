@@ -60,7 +60,10 @@ def make_data(root: Path, n_receiver: int, n_sender: int, overlap: float, seed: 
     """Two CSVs of 18-character IDs; the first ``overlap`` share of the receiver's IDs are also the sender's."""
     rng = np.random.default_rng(seed)
     shared = int(min(n_receiver, n_sender) * overlap)
-    pool = rng.choice(10**12, size=n_receiver + n_sender - shared, replace=False)
+    total = n_receiver + n_sender - shared
+    pool = np.unique(rng.integers(0, 10**12, size=int(total * 1.01) + 16))
+    rng.shuffle(pool)
+    pool = pool[:total]
     r_ids, s_ids = pool[:n_receiver], np.concatenate([pool[:shared], pool[n_receiver:]])
     paths = []
     for name, ids in (("receiver", r_ids), ("sender", s_ids)):
