@@ -33,7 +33,8 @@ Messages (receiver R with m inputs, sender S)::
     S       Q_i = T_s,i ⊕ (U_i ∧ s) = T0_i ⊕ (C(x_i) ∧ s);  F(i, y) = H(Q_i ⊕ (C(y) ∧ s))
 
 All three bit-matrix transpositions touch only PRG output (T0, T0 ⊕ T1 on R,
-T_s on S): U travels in row layout, so no transposition waits for the inputs.
+T_s on S): U travels in row layout, so no transposition waits for the inputs,
+and :func:`sender_setup` / :func:`receiver_setup` run before the inputs are ready.
 Rows live in the row-block layout of :mod:`..bitmatrix`; instance i = 64 t + r
 sits at flat position k = r · (m/64) + t of each 64-column group.
 """
@@ -102,8 +103,29 @@ class OprfKey:
         return aes.FixedKeyAes(HASH_KEY).hash_blocks(blocks(), out_bytes)
 
 
-def send(link: Link, peer: str, m: int, session: bytes, tag: str = "kkrt") -> OprfKey:
-    """The OPRF sender's side of m instances (a multiple of 64): returns the key to evaluate F with."""
+@dataclass
+class SenderSetup:
+    """The sender after the base OTs and the PRG, before the receiver's correction matrix arrives."""
+
+    s: np.ndarray
+    ts: np.ndarray  # (8, 64, m/64) row blocks of T_s
+    code_keys: list[bytes]
+    rows: int
+
+    def finish(self, link: Link, peer: str, tag: str = "kkrt") -> OprfKey:
+        """Receive U and return the key: Q = T_s ⊕ (U ∧ s)."""
+        m = self.rows
+        u = link.recv_array(peer, f"{tag}/u", dtype="<u8", shape=(GROUPS, 64, m // 64))
+        q = self.ts
+        for g in range(GROUPS):  # one 64-column group at a time (s is one word per group)
+            np.bitwise_and(u[g], self.s[g], out=u[g])
+            np.bitwise_xor(q[g], u[g], out=q[g])
+        self.ts = np.zeros((GROUPS, 64, 0), dtype=np.uint64)  # the key owns Q now
+        return OprfKey(s=self.s, q=q, code_keys=self.code_keys, rows=m)
+
+
+def sender_setup(link: Link, peer: str, m: int, session: bytes, tag: str = "kkrt") -> SenderSetup:
+    """Input-independent part of the sender's side (base OTs, PRG, transposition) for m instances."""
     if m % 64 or m <= 0:
         raise ValueError("m must be a positive multiple of 64")
     s_bits = np.frombuffer(os.urandom(WIDTH // 8), dtype=np.uint8)
@@ -111,21 +133,55 @@ def send(link: Link, peer: str, m: int, session: bytes, tag: str = "kkrt") -> Op
     seeds = base.receive(link, peer, choices, session, tag=f"{tag}/base")
     code_keys = [os.urandom(16) for _ in range(CODE_BLOCKS)]
     link.send(peer, f"{tag}/code", b"".join(code_keys))
-    q = columns_to_rows(aes.prg_matrix(seeds, m // 8, _prg_nonce(session, 0)).view(np.uint64))
-    u = link.recv_array(peer, f"{tag}/u", dtype="<u8", shape=(GROUPS, 64, m // 64))
-    s = s_bits.view(np.uint64).copy()
-    for g in range(GROUPS):  # Q = T_s ⊕ (U ∧ s), one 64-column group at a time
-        np.bitwise_and(u[g], s[g], out=u[g])
-        np.bitwise_xor(q[g], u[g], out=q[g])
-    return OprfKey(s=s, q=q, code_keys=code_keys, rows=m)
+    ts = columns_to_rows(aes.prg_matrix(seeds, m // 8, _prg_nonce(session, 0)).view(np.uint64))
+    return SenderSetup(s=s_bits.view(np.uint64).copy(), ts=ts, code_keys=code_keys, rows=m)
 
 
-def receive(link: Link, peer: str, inputs: np.ndarray, session: bytes, out_bytes: int, tag: str = "kkrt") -> np.ndarray:
-    """The OPRF receiver's side: F(i, inputs[i]) for (m, 2) uint64 inputs, m a multiple of 64; (m, out_bytes) uint8."""
-    m = len(inputs)
+def send(link: Link, peer: str, m: int, session: bytes, tag: str = "kkrt") -> OprfKey:
+    """The OPRF sender's side of m instances (a multiple of 64): returns the key to evaluate F with."""
+    return sender_setup(link, peer, m, session, tag).finish(link, peer, tag)
+
+
+@dataclass
+class ReceiverSetup:
+    """The receiver after the base OTs and the PRG: T0 and T0 ⊕ T1 in row-block layout."""
+
+    t0: np.ndarray
+    d: np.ndarray
+    code_keys: list[bytes]
+    rows: int
+
+    def finish(self, link: Link, peer: str, inputs: np.ndarray, out_bytes: int, tag: str = "kkrt") -> np.ndarray:
+        """Send U = (T0 ⊕ T1) ⊕ C(inputs); return F(i, inputs[i]) for (m, 2) uint64 inputs: (m, out_bytes) uint8."""
+        m = self.rows
+        if inputs.shape != (m, 2):
+            raise ValueError(f"expected ({m}, 2) inputs")
+        words = m // 64
+        d = self.d
+        # Encrypting the inputs in layout order puts each code block's two words straight into two group planes.
+        order = instance_of_position(m)
+        laid_out = np.ascontiguousarray(np.asarray(inputs, dtype=np.uint64)[order])
+        for b, key in enumerate(self.code_keys):
+            block = aes.ecb_encrypt(key, laid_out)
+            d[2 * b] ^= block[:, 0].reshape(64, words)
+            d[2 * b + 1] ^= block[:, 1].reshape(64, words)
+        link.send(peer, f"{tag}/u", d)
+        self.d = np.zeros((GROUPS, 64, 0), dtype=np.uint64)
+        flat = self.t0.reshape(GROUPS, m)
+
+        def blocks() -> Iterator[np.ndarray]:
+            for b in range(CODE_BLOCKS):
+                yield np.stack([flat[2 * b], flat[2 * b + 1]], axis=1)
+
+        out = np.empty((m, out_bytes), dtype=np.uint8)
+        out[order] = aes.FixedKeyAes(HASH_KEY).hash_blocks(blocks(), out_bytes)
+        return out
+
+
+def receiver_setup(link: Link, peer: str, m: int, session: bytes, tag: str = "kkrt") -> ReceiverSetup:
+    """Input-independent part of the receiver's side (base OTs, PRG, transpositions) for m instances."""
     if m % 64 or m <= 0:
         raise ValueError("m must be a positive multiple of 64")
-    words = m // 64
     pairs = base.send(link, peer, WIDTH, session, tag=f"{tag}/base")
     raw = link.recv_bytes(peer, f"{tag}/code", exact=16 * CODE_BLOCKS)
     code_keys = [raw[16 * b : 16 * b + 16] for b in range(CODE_BLOCKS)]
@@ -133,27 +189,13 @@ def receive(link: Link, peer: str, inputs: np.ndarray, session: bytes, out_bytes
     t0 = aes.prg_matrix([k0 for k0, _ in pairs], m // 8, nonce).view(np.uint64)
     d = aes.prg_matrix([k1 for _, k1 in pairs], m // 8, nonce).view(np.uint64)
     np.bitwise_xor(d, t0, out=d)
-    d = columns_to_rows(d)
-    t0 = columns_to_rows(t0)
-    # U = (T0 ⊕ T1) ⊕ C(X) in row-block layout: encrypting the inputs in layout order puts each
-    # code block's two words straight into two contiguous group planes.
-    order = instance_of_position(m)
-    laid_out = np.ascontiguousarray(np.asarray(inputs, dtype=np.uint64)[order])
-    for b, key in enumerate(code_keys):
-        block = aes.ecb_encrypt(key, laid_out)
-        d[2 * b] ^= block[:, 0].reshape(64, words)
-        d[2 * b + 1] ^= block[:, 1].reshape(64, words)
-    link.send(peer, f"{tag}/u", d)
-    del d
-    flat = t0.reshape(GROUPS, m)
-
-    def blocks() -> Iterator[np.ndarray]:
-        for b in range(CODE_BLOCKS):
-            yield np.stack([flat[2 * b], flat[2 * b + 1]], axis=1)
-
-    out = np.empty((m, out_bytes), dtype=np.uint8)
-    out[order] = aes.FixedKeyAes(HASH_KEY).hash_blocks(blocks(), out_bytes)
-    return out
+    return ReceiverSetup(t0=columns_to_rows(t0), d=columns_to_rows(d), code_keys=code_keys, rows=m)
 
 
-__all__ = ["WIDTH", "OprfKey", "send", "receive", "padded_rows"]
+def receive(link: Link, peer: str, inputs: np.ndarray, session: bytes, out_bytes: int, tag: str = "kkrt") -> np.ndarray:
+    """The OPRF receiver's side: F(i, inputs[i]) for (m, 2) uint64 inputs, m a multiple of 64; (m, out_bytes) uint8."""
+    return receiver_setup(link, peer, len(inputs), session, tag).finish(link, peer, inputs, out_bytes, tag)
+
+
+__all__ = ["WIDTH", "OprfKey", "SenderSetup", "ReceiverSetup", "send", "receive", "sender_setup",
+           "receiver_setup", "padded_rows"]

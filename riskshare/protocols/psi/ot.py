@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -128,28 +129,35 @@ def run(
         learns = role == "receiver" or params.result_to == "both"
         return PsiResult(role, NAME, n, n_peer, indices=empty if learns else None, size=0 if learns else None)
     session = _session(link, peer, role)
+    # Local hashing (ID compression, and the receiver's cuckoo table) runs on a worker thread while the
+    # input-independent OT-extension setup talks to the peer: numpy, OpenSSL and libsodium release the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rs-psi-hash") as pool:
+        if role == "receiver":
+            return _receiver(link, peer, pool, ids, n_peer, stash, session, params, step)
+        return _sender(link, peer, pool, ids, n_peer, stash, session, params, step)
+
+
+def _cuckoo_table(ids: pa.Array, session: bytes, bins: int, stash: int):
     values = hashing.compress_ids(ids, _derive(session, b"ids"))
-    if role == "receiver":
-        return _receiver(link, peer, values, n_peer, stash, session, params, step)
-    return _sender(link, peer, values, n_peer, stash, session, params, step)
-
-
-def _receiver(link, peer, values, n_peer, stash, session, params, step) -> PsiResult:
-    n = len(values)
-    bins = hashing.bins_for(n)
-    step("cuckoo hashing", 0, 1)
     for _attempt in range(MAX_RETRIES):
-        bin_key = os.urandom(16)
-        cand = hashing.candidates(values, bin_key, bins)
+        bin_key = os.urandom(16)  # a table that does not fit is rebuilt before its key is ever sent
         try:
-            table = hashing.cuckoo(cand, bins, stash)
-            break
+            return values, bin_key, hashing.cuckoo(hashing.candidates(values, bin_key, bins), bins, stash)
         except hashing.CuckooFailure:
             continue
-    else:  # pragma: no cover - probability far below 2^-40 per attempt at these parameters
-        raise ProtocolError(f"could not build a cuckoo table for {n} IDs in {MAX_RETRIES} attempts")
-    link.send(peer, "psi/ot/bin-key", bin_key)
+    raise ProtocolError(  # pragma: no cover - probability far below 2^-40 per attempt at these parameters
+        f"could not build a cuckoo table for {len(values)} IDs in {MAX_RETRIES} attempts")
+
+
+def _receiver(link, peer, pool, ids, n_peer, stash, session, params, step) -> PsiResult:
+    n = len(ids)
+    bins = hashing.bins_for(n)
     rows = kkrt.padded_rows(bins + stash)
+    table_job = pool.submit(_cuckoo_table, ids, session, bins, stash)
+    step("oblivious transfers", 0, 1)
+    setup = kkrt.receiver_setup(link, peer, rows, session, tag="psi/ot/oprf")
+    values, bin_key, table = table_job.result()
+    link.send(peer, "psi/ot/bin-key", bin_key)
     inputs = hashing.random_blocks(rows)  # dummies for empty bins, empty stash slots and padding
     occupied = np.flatnonzero(table.bins >= 0)
     owner = table.bins[occupied]
@@ -161,7 +169,7 @@ def _receiver(link, peer, values, n_peer, stash, session, params, step) -> PsiRe
     owners = np.concatenate([owner, table.stash[filled]])
     width = output_bytes(n, (hashing.HASHES + stash) * n_peer)
     step("oblivious PRF", 0, 1)
-    oprf = kkrt.receive(link, peer, inputs, session, width, tag="psi/ot/oprf")
+    oprf = setup.finish(link, peer, inputs, width, tag="psi/ot/oprf")
     mine = oprf[instances]
     step("oblivious PRF", 1, 1)
     theirs = link.recv_array(
@@ -175,16 +183,20 @@ def _receiver(link, peer, values, n_peer, stash, session, params, step) -> PsiRe
                      details={"bins": bins, "stash": stash, "value_bytes": width})
 
 
-def _sender(link, peer, values, n_peer, stash, session, params, step) -> PsiResult:
-    n = len(values)
+def _sender(link, peer, pool, ids, n_peer, stash, session, params, step) -> PsiResult:
+    n = len(ids)
     bins = hashing.bins_for(n_peer)
     rows = kkrt.padded_rows(bins + stash)
+    values_job = pool.submit(hashing.compress_ids, ids, _derive(session, b"ids"))
+    step("oblivious transfers", 0, 1)
+    setup = kkrt.sender_setup(link, peer, rows, session, tag="psi/ot/oprf")
+    values = values_job.result()
     bin_key = link.recv_bytes(peer, "psi/ot/bin-key", exact=16)
-    step("oblivious PRF", 0, 1)
-    key = kkrt.send(link, peer, rows, session, tag="psi/ot/oprf")
     cand = hashing.candidates(values, bin_key, bins)
     instances = [cand[:, k] for k in range(hashing.HASHES)] + [np.full(n, bins + j) for j in range(stash)]
     inputs = [_tweak(values, k + 1) for k in range(hashing.HASHES)] + [values] * stash
+    step("oblivious PRF", 0, 1)
+    key = setup.finish(link, peer, tag="psi/ot/oprf")
     width = output_bytes(n_peer, (hashing.HASHES + stash) * n)
     out = key.evaluate(np.concatenate(instances), np.concatenate(inputs), width)
     del key, inputs, instances
