@@ -54,3 +54,40 @@ def _sorted_match(left, right, lp, rp) -> tuple[np.ndarray, np.ndarray]:
     rj = order_r[starts + offsets]
     full = (left[li] == right[rj]).all(axis=1)
     return li[full].astype(np.int64), rj[full].astype(np.int64)
+
+
+class SortedTable:
+    """One side's rows, sorted once by their first 8 bytes, to probe with many batches of the other side's.
+
+    Probing a batch costs one ``searchsorted`` — cheapest when the batch comes
+    sorted, as OPRF values do when the sender sorts each batch (an order
+    determined by the pseudorandom values themselves reveals nothing).
+    Exact like :func:`match`: repeated 8-byte prefixes fall back to checking
+    every candidate row.
+    """
+
+    def __init__(self, rows: np.ndarray) -> None:
+        if rows.ndim != 2 or (len(rows) and rows.shape[1] < 8):
+            raise ValueError("rows must be (n, w >= 8) uint8")
+        self.rows = rows
+        keys = np.ascontiguousarray(rows[:, :8]).view("<u8").reshape(-1) if len(rows) else np.zeros(0, "<u8")
+        self.order = np.argsort(keys, kind="stable")
+        self.keys = keys[self.order]
+        self.repeats = bool(len(keys) > 1 and (self.keys[1:] == self.keys[:-1]).any())
+
+    def probe(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (i, j) with rows[i] == batch[j]."""
+        if len(self.keys) == 0 or len(batch) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        bk = np.ascontiguousarray(batch[:, :8]).view("<u8").reshape(-1)
+        if self.repeats:
+            li, rj = _sorted_match(batch, self.rows[self.order], bk, self.keys)
+            return self.order[rj], li
+        pos = np.minimum(np.searchsorted(self.keys, bk), len(self.keys) - 1)
+        rj = np.flatnonzero(self.keys[pos] == bk)
+        li = self.order[pos[rj]]
+        if batch.shape[1] > 8 and len(li):
+            full = (self.rows[li, 8:] == batch[rj, 8:]).all(axis=1)
+            li, rj = li[full], rj[full]
+        return li.astype(np.int64), rj.astype(np.int64)

@@ -59,12 +59,19 @@ from ...errors import InputError, ProtocolError
 from ...net import Link
 from . import hashing
 from .common import Progress, PsiParams, PsiResult, Role, agree, check_indices
-from .matching import match
+from .matching import SortedTable
 
 NAME = "ot"
 VARIANT = "kkrt16/w512/k3/e1.27"
 LAMBDA = 40
 MAX_RETRIES = 32
+BATCH = 1 << 19  # OPRF values per message from the sender
+
+
+def _batches(total: int) -> list[tuple[int, int]]:
+    """(offset, size) of the batches the sender's values travel in; both sides derive them from the sizes."""
+    size = BATCH
+    return [(start, min(size, total - start)) for start in range(0, total, size)]
 
 
 def output_bytes(receiver_values: int, sender_values: int) -> int:
@@ -172,10 +179,14 @@ def _receiver(link, peer, pool, ids, n_peer, stash, session, params, step) -> Ps
     oprf = setup.finish(link, peer, inputs, width, tag="psi/ot/oprf")
     mine = oprf[instances]
     step("oblivious PRF", 1, 1)
-    theirs = link.recv_array(
-        peer, "psi/ot/values", dtype=np.uint8, shape=((hashing.HASHES + stash) * n_peer, width)
-    )
-    li, rj = match(mine, theirs)
+    table_of_mine = SortedTable(mine)
+    found_mine, found_theirs = [], []
+    for offset, size in _batches((hashing.HASHES + stash) * n_peer):
+        theirs = link.recv_array(peer, "psi/ot/values", dtype=np.uint8, shape=(size, width))
+        li, rj = table_of_mine.probe(theirs)
+        found_mine.append(li)
+        found_theirs.append(rj + offset)
+    li, rj = np.concatenate(found_mine), np.concatenate(found_theirs)
     indices = np.sort(owners[li])
     if params.result_to == "both":
         link.send(peer, "psi/ot/matches", np.sort(rj).astype("<u8"))
@@ -198,18 +209,26 @@ def _sender(link, peer, pool, ids, n_peer, stash, session, params, step) -> PsiR
     step("oblivious PRF", 0, 1)
     key = setup.finish(link, peer, tag="psi/ot/oprf")
     width = output_bytes(n_peer, (hashing.HASHES + stash) * n)
-    out = key.evaluate(np.concatenate(instances), np.concatenate(inputs), width)
+    instances, inputs = np.concatenate(instances), np.concatenate(inputs)
+    # Values go out in batches, so the receiver matches one batch while the next is computed. Batches
+    # are drawn from a random permutation and each is sent sorted: neither order says which y a value is of.
+    perm = np.random.default_rng().permutation(len(instances))
+    sent_order = np.empty_like(perm)
+    for offset, size in _batches(len(instances)):
+        pick = perm[offset : offset + size]
+        values = key.evaluate(instances[pick], inputs[pick], width)
+        order = np.argsort(np.ascontiguousarray(values[:, :8]).view("<u8").reshape(-1), kind="stable")
+        link.send(peer, "psi/ot/values", values[order])
+        sent_order[offset : offset + size] = pick[order]
     del key, inputs, instances
-    perm = np.random.default_rng().permutation(len(out))
-    link.send(peer, "psi/ot/values", out[perm])
     step("oblivious PRF", 1, 1)
     if params.result_to != "both":
         return PsiResult("sender", NAME, n, n_peer, details={"bins": bins, "stash": stash, "value_bytes": width})
     positions = link.recv_array(peer, "psi/ot/matches", dtype="<u8", shape=(None,))
     if len(positions) > min(n, n_peer):
         raise ProtocolError(f"peer '{peer}' reported more matches than the sets allow")
-    positions = check_indices(positions.astype(np.int64), len(out), peer, "psi/ot/matches")
-    items = perm[positions] % n
+    positions = check_indices(positions.astype(np.int64), len(sent_order), peer, "psi/ot/matches")
+    items = sent_order[positions] % n
     indices = check_indices(items, n, peer, "psi/ot/matches")
     return PsiResult("sender", NAME, n, n_peer, indices=indices, size=int(len(indices)),
                      details={"bins": bins, "stash": stash, "value_bytes": width})

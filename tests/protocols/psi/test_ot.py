@@ -45,6 +45,15 @@ def test_intersection_and_result_to_both(stash):
     assert r.peer_size == 7000 and s.peer_size == 3000
 
 
+def test_values_in_many_batches(monkeypatch):
+    monkeypatch.setattr(ot, "BATCH", 1000)
+    x = [f"C{i:06d}" for i in range(2000)]
+    y = [f"C{i:06d}" for i in range(1500, 4000)]
+    r, s = _run(x, y, result_to="both", stash=1)
+    assert r.indices.tolist() == _expected(x, y)
+    assert s.indices.tolist() == _expected(y, x)
+
+
 @pytest.mark.parametrize("x,y", [([], []), ([], ["a"]), (["a"], []), (["a"], ["a"]), (["a"], ["b"]),
                                  (["a", "b", "c"], ["c", "b", "a"])])
 def test_tiny_sets(x, y):
@@ -99,12 +108,12 @@ def test_receiver_aborts_on_more_values_than_agreed(monkeypatch):
 
 def test_forged_match_positions_are_refused(monkeypatch):
     """With --result-to both, positions outside the sender's list make the sender abort."""
-    real = ot.match
+    real = ot.SortedTable.probe
 
-    def forged(mine, theirs):
-        li, rj = real(mine, theirs)
-        return li, rj + len(theirs)
+    def forged(self, batch):
+        li, rj = real(self, batch)
+        return li, rj + 10**6
 
-    monkeypatch.setattr(ot, "match", forged)
+    monkeypatch.setattr(ot.SortedTable, "probe", forged)
     with pytest.raises(ProtocolError, match="out-of-range"):
         _run(["a", "b"], ["b", "c"], result_to="both", timeout=10)
