@@ -20,6 +20,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(port: int, timeout: float = 60.0) -> None:
+    """Block until something accepts TCP connections on 127.0.0.1:port."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
 def make_homes(root: Path, *names: str) -> dict[str, NodeHome]:
     """Node homes on free loopback ports, every pair pinned to each other."""
     homes = {n: NodeHome.init(root / n, n, f"127.0.0.1:{free_port()}") for n in names}

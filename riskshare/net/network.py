@@ -225,6 +225,7 @@ class NetworkLink(Link):
             header, tag_b = _read_frame_header(sock, self.max_message_bytes)
             if header.kind == framing.KIND_BYE:
                 reason = tag_b.decode(errors="replace")
+                log.debug("%s: BYE from %s (%r)", self.name, peer, reason)
                 error = PeerError(f"peer '{peer}' stopped: {reason}") if reason else PeerError(
                     f"peer '{peer}' closed the session", hint="it finished or was stopped before sending this step"
                 )
@@ -264,6 +265,7 @@ class NetworkLink(Link):
                 if header.seq == last + 1:
                     self._delivered[key] = header.seq
                     self._mailbox.put(peer, tag, Message(header.ptype, value, size))
+                    log.debug("%s: delivered %s #%d from %s", self.name, tag, header.seq, peer)
                 elif header.seq > last + 1:
                     raise ProtocolError(f"frame {header.seq} arrived after {last}: messages were lost")
             _send_all(sock, framing.control_frame(framing.KIND_ACK, header.seq))
@@ -285,6 +287,7 @@ class _Channel:
         self._next_seq = 1
         self._pending: deque[tuple[int, framing.Encoded]] = deque()  # sent or not, not yet acknowledged
         self._written = 0  # highest seq written on the current connection
+        self._writing = 0  # highest seq handed to a connection at least once
         self._sock: ssl.SSLSocket | None = None
         self._error: RiskshareError | None = None
         self._closing = False
@@ -303,6 +306,8 @@ class _Channel:
         with self._cv:
             if self._error:
                 raise self._error
+            if self._peer_gone is not None:
+                raise self._peer_gone
             if self._closing:
                 raise RiskshareError(f"the link to '{self.peer.name}' is closed")
             seq = self._next_seq
@@ -315,8 +320,12 @@ class _Channel:
             # up on an unreachable peer after its own window, so this deadline is only a backstop.
             deadline = time.monotonic() + self.link.default_timeout + self.link.reconnect_window + 5.0
             while self._written < seq and self._error is None:
+                if self._peer_gone is not None:
+                    if self._writing >= seq:
+                        return  # on the wire when the peer said goodbye: it may well have read it
+                    raise self._peer_gone  # it left before our frame went out
                 if not self._pending or self._pending[0][0] > seq:
-                    break  # already acknowledged (possible after a reconnect)
+                    return  # already acknowledged (possible after a reconnect)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise PeerUnavailable(
@@ -325,7 +334,7 @@ class _Channel:
                         hint="check that the peer is running and reachable",
                     )
                 self._cv.wait(min(remaining, 1.0))
-            if self._error:
+            if self._written < seq and self._error:
                 raise self._error
 
     def close(self, reason: str | None, flush: bool) -> None:
@@ -356,11 +365,11 @@ class _Channel:
     def peer_closed(self, error: RiskshareError) -> None:
         """The peer ended its session: stop reconnecting; unsent messages can no longer arrive."""
         with self._cv:
+            # The peer will read nothing more. What we wrote before its BYE may well have been delivered
+            # (acknowledgements travel on another connection than its BYE), so nothing already sent is
+            # an error; unacknowledged frames are dropped rather than resent, and new sends fail.
             self._peer_gone = error
-            if self.link.peer_restarts == "accept":
-                self._pending.clear()  # replies to a client that left are moot; never deliver them to the next
-            elif self._pending:
-                self._error = error
+            self._pending.clear()
             self._cv.notify_all()
             self._wake()
 
@@ -371,6 +380,7 @@ class _Channel:
             self._next_seq = 1
             self._pending.clear()
             self._written = 0
+            self._writing = 0
             self._error = None
             self._peer_gone = None
             self._ever_connected = False
@@ -429,6 +439,8 @@ class _Channel:
                     continue
                 try:
                     if item is not None:
+                        with self._cv:
+                            self._writing = max(self._writing, item[0])
                         _write_frame(sock, item[1])
                         with self._cv:
                             self._written = max(self._written, item[0])

@@ -72,7 +72,7 @@ def run(
                      extra={"bucket_size": int(bucket_size), "stash": int(stash)})
     plan.check()
     n = len(ids)
-    n_peer = agree(link, peer, role, plan, n, tag="psi/plan")
+    n_peer = agree(link, peer, role, plan, n)
     n_r, n_s = (n, n_peer) if role == "receiver" else (n_peer, n)
     chosen = auto.choose(n_r, n_s, output_mode) if protocol == "auto" else protocol
     if chosen not in PROTOCOLS:
