@@ -11,11 +11,36 @@ import pyarrow as pa
 
 from ..data import prepare_ids, read_table, write_table
 from ..errors import InputError
-from ..node.home import NodeHome
+from ..node.home import NodeHome, check_name
 from ..progress import Progress
 from ..protocols import psi as psi_protocols
+from ..protocols.psi.store import ClientCache, ServerSet
 from . import main
 from .identity import home_option
+
+
+def set_path(node: NodeHome, name: str) -> Path:
+    """Where a server keeps a prepared set for unbalanced PSI."""
+    return node.path / "psi" / "sets" / name
+
+
+def cache_path(node: NodeHome, peer: str, name: str) -> Path:
+    """Where a client keeps its copy of a peer's prepared set."""
+    return node.path / "psi" / "peers" / peer / name
+
+
+def _read_ids(input_path: Path, id_column: str, id_type: str, case: str, delimiter: str | None, encoding: str,
+              rejects: Path | None, output: Path | None):
+    table = read_table(input_path, delimiter=delimiter, encoding=encoding, strings=True, required_columns=[id_column])
+    prepared = prepare_ids(table, id_column, id_type=id_type, case=case, source=str(input_path))  # type: ignore[arg-type]
+    click.echo(f"{input_path}: {prepared.report.summary()}", err=True)
+    if prepared.rejects.num_rows:
+        path = _rejects_path(rejects, output, input_path)
+        prepared.write_rejects(path)
+        click.echo(f"kept {prepared.rejects.num_rows} rows out of the run; listed in {path}", err=True)
+    if len(prepared.unique) == 0:
+        raise InputError(f"{input_path} has no usable IDs in column '{id_column}'", hint="see the rejects file")
+    return table, prepared
 
 
 def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -> Path:
@@ -29,16 +54,17 @@ def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -
 @home_option
 @click.option("--peer", "peer_name", required=True, help="The pinned peer to run with.")
 @click.option("--role", type=click.Choice(["sender", "receiver"]), required=True)
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV or Parquet file holding your IDs.")
-@click.option("--id-column", required=True, help="Column that holds the IDs.")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV or Parquet file holding your IDs (not needed by an unbalanced-PSI server).")
+@click.option("--id-column", help="Column that holds the IDs.")
 @click.option("--id-type", type=click.Choice(["any", "uscc"]), default="any", show_default=True,
               help="uscc: check unified social credit codes (GB 32100-2015); invalid ones are kept out and listed.")
 @click.option("--case", type=click.Choice(["upper", "keep"]), default="upper", show_default=True,
               help="Upper-case IDs before matching (both sides must agree).")
 @click.option("--protocol", type=click.Choice(list(psi_protocols.CHOICES)), default="ecdh", show_default=True,
               help="ecdh: X25519 Diffie-Hellman; ot: OT-extension (KKRT16), fastest for large sets; "
-              "auto: pick by the two set sizes.")
+              "unbalanced: a large prepared server set (see `riskshare psi-set`); auto: pick by the two set sizes.")
+@click.option("--set", "set_name", help="unbalanced: the name of the server's prepared set (both sides).")
 @click.option("--result-to", type=click.Choice(["receiver", "both"]), default="receiver", show_default=True)
 @click.option("--output-mode", type=click.Choice(["intersection", "count"]), default="intersection",
               show_default=True, help="count: both sides learn only the size of the intersection.")
@@ -53,9 +79,9 @@ def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -
 @click.option("--stats", "stats_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write this run's figures (sizes, protocol, seconds, bytes each way) as JSON here.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the peer at each step.")
-def psi(home: Path, peer_name: str, role: str, input_path: Path, id_column: str, id_type: str, case: str,
-        protocol: str, result_to: str, output_mode: str, output: Path | None, rejects: Path | None,
-        delimiter: str | None, encoding: str, bucket_size: int, stats_path: Path | None,
+def psi(home: Path, peer_name: str, role: str, input_path: Path | None, id_column: str | None, id_type: str,
+        case: str, protocol: str, set_name: str | None, result_to: str, output_mode: str, output: Path | None,
+        rejects: Path | None, delimiter: str | None, encoding: str, bucket_size: int, stats_path: Path | None,
         timeout: float) -> None:
     """Find the IDs both parties hold without revealing the others.
 
@@ -69,45 +95,104 @@ def psi(home: Path, peer_name: str, role: str, input_path: Path, id_column: str,
     learns_rows = output_mode == "intersection" and (role == "receiver" or result_to == "both")
     if learns_rows and output is None:
         raise InputError("--output is required: this side receives the intersection", hint="e.g. --output shared.csv")
-    table = read_table(input_path, delimiter=delimiter, encoding=encoding, strings=True, required_columns=[id_column])
-    prepared = prepare_ids(table, id_column, id_type=id_type, case=case, source=str(input_path))  # type: ignore[arg-type]
-    click.echo(f"{input_path}: {prepared.report.summary()}", err=True)
-    if prepared.rejects.num_rows:
-        path = _rejects_path(rejects, output, input_path)
-        prepared.write_rejects(path)
-        click.echo(f"kept {prepared.rejects.num_rows} rows out of the run; listed in {path}", err=True)
-    if len(prepared.unique) == 0:
-        raise InputError(f"{input_path} has no usable IDs in column '{id_column}'", hint="see the rejects file")
+    store = None
+    if protocol == "unbalanced":
+        if not set_name:
+            raise InputError("--protocol unbalanced needs --set NAME (the server's prepared set)")
+        check_name(set_name, "set name")
+        store = (ServerSet.open(set_path(node, set_name)) if role == "sender"
+                 else ClientCache.open(cache_path(node, peer_name, set_name)))
+    serving = protocol == "unbalanced" and role == "sender"
+    if serving:
+        table, prepared = None, None
+        ids = pa.array([], type=pa.string())
+        click.echo(f"serving PSI set '{set_name}': {store.count:,} IDs, version {store.meta['version']}", err=True)
+    else:
+        if input_path is None or id_column is None:
+            raise InputError("--input and --id-column are required", hint="e.g. --input clients.csv --id-column uscc")
+        table, prepared = _read_ids(input_path, id_column, id_type, case, delimiter, encoding, rejects, output)
+        ids = prepared.unique
 
     progress = Progress()
     protocol_started = time.monotonic()
     with node.open_link([peer_name], timeout=timeout) as link:
         result = psi_protocols.run(
-            link, peer_name, role, prepared.unique, protocol=protocol,  # type: ignore[arg-type]
+            link, peer_name, role, ids, protocol=protocol,  # type: ignore[arg-type]
             result_to=result_to, output_mode=output_mode, progress=progress,  # type: ignore[arg-type]
             bucket_size=bucket_size, announce=lambda line: click.echo(line, err=True),
+            store=store, set_name=set_name,
         )
         progress.done()
         traffic = link.stats.total()
     protocol_seconds = time.monotonic() - protocol_started
     seconds = time.monotonic() - started
     sent_mb, recv_mb = traffic["bytes_sent"] / 1e6, traffic["bytes_received"] / 1e6
-    if result.indices is not None and output is not None:
-        rows = prepared.rows_for(result.indices)
-        write_table(table.take(pa.array(rows, type=pa.int64())), output)
-        click.echo(f"intersection: {len(result.indices)} of your {len(prepared.unique)} distinct IDs "
+    own = len(ids) if not serving else store.count  # type: ignore[union-attr]
+    if result.indices is not None and output is not None and serving:
+        matched = store.ids().take(pa.array(result.indices, type=pa.int64()))  # type: ignore[union-attr]
+        write_table(pa.table({"id": matched}), output)
+        click.echo(f"intersection: {len(result.indices)} of the set's {own} IDs written to {output}")
+    elif result.indices is not None and output is not None:
+        rows = prepared.rows_for(result.indices)  # type: ignore[union-attr]
+        write_table(table.take(pa.array(rows, type=pa.int64())), output)  # type: ignore[union-attr]
+        click.echo(f"intersection: {len(result.indices)} of your {own} distinct IDs "
                    f"({len(rows)} rows) written to {output}")
     elif result.size is not None:
-        click.echo(f"intersection size: {result.size} (your {len(prepared.unique)} IDs, peer's {result.peer_size})")
+        click.echo(f"intersection size: {result.size} (your {own} IDs, peer's {result.peer_size})")
     else:
         click.echo(f"done: the peer ({result.peer_size} IDs) received the result; this side learns only its size")
     click.echo(f"{seconds:.1f} s, sent {sent_mb:.1f} MB, received {recv_mb:.1f} MB", err=True)
     if stats_path is not None:
         figures = {
             "role": role, "protocol": result.protocol, "requested": protocol, "output_mode": output_mode,
-            "own_ids": len(prepared.unique), "peer_ids": result.peer_size, "intersection": result.size,
+            "own_ids": own, "peer_ids": result.peer_size, "intersection": result.size,
             "seconds": round(seconds, 3), "protocol_seconds": round(protocol_seconds, 3),
             "bytes_sent": traffic["bytes_sent"], "bytes_received": traffic["bytes_received"],
             "details": {k: v for k, v in result.details.items() if isinstance(v, (int, float, str))},
         }
         stats_path.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+@main.group("psi-set")
+def psi_set() -> None:
+    """Prepare large sets for unbalanced PSI (kept under the node home, reused across runs)."""
+
+
+@psi_set.command("prepare")
+@home_option
+@click.option("--name", "set_name", required=True, help="The set's name; clients use it with --set.")
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--id-column", required=True)
+@click.option("--id-type", type=click.Choice(["any", "uscc"]), default="any", show_default=True)
+@click.option("--case", type=click.Choice(["upper", "keep"]), default="upper", show_default=True)
+@click.option("--delimiter", default=None)
+@click.option("--encoding", default="auto", show_default=True)
+@click.option("--rebuild", is_flag=True, help="Start over with a new key (needed to remove IDs; clients re-download).")
+def psi_set_prepare(home: Path, set_name: str, input_path: Path, id_column: str, id_type: str, case: str,
+                    delimiter: str | None, encoding: str, rebuild: bool) -> None:
+    """Create a set from a file, or add the file's new IDs to it (a set only grows)."""
+    node = NodeHome.open(home)
+    check_name(set_name, "set name")
+    _, prepared = _read_ids(input_path, id_column, id_type, case, delimiter, encoding, None, None)
+    progress = Progress()
+    started = time.monotonic()
+    server_set, added = ServerSet.prepare(set_path(node, set_name), set_name, prepared.unique, rebuild=rebuild,
+                                          progress=lambda done, total: progress("OPRF values", done, total))
+    progress.done()
+    click.echo(f"PSI set '{set_name}': {server_set.count:,} IDs ({added:,} added), version "
+               f"{server_set.meta['version']}, key {server_set.key_id}, {time.monotonic() - started:.1f} s")
+
+
+@psi_set.command("show")
+@home_option
+def psi_set_show(home: Path) -> None:
+    """List the prepared sets of this node."""
+    node = NodeHome.open(home)
+    root = node.path / "psi" / "sets"
+    names = sorted(p.name for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
+    if not names:
+        click.echo("no prepared PSI sets")
+    for name in names:
+        meta = ServerSet.open(root / name).meta
+        click.echo(f"{name}: {meta['count']:,} IDs, version {meta['version']}, key {meta['key_id']}, "
+                   f"updated {meta['updated']}")

@@ -89,3 +89,32 @@ def test_protocol_mismatch_between_processes_fails_clearly(homes, tmp_path):
     assert receiver.returncode == 4 and "protocol" in receiver.stderr
     assert sender.returncode != 0 and "protocol" in s_err
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_unbalanced_psi_with_a_prepared_set(homes, tmp_path):
+    bank, broker = homes
+    big = _csv(tmp_path / "risk.csv", [f"R{i:05d}" for i in range(2000)])
+    prep = subprocess.run([*PARTY, "psi-set", "prepare", "--home", str(broker), "--name", "risklist", "--input",
+                           str(big), "--id-column", "client_id"], capture_output=True, text=True, timeout=120)
+    assert prep.returncode == 0, prep.stderr
+    assert "2,000 IDs (2,000 added)" in prep.stdout
+    assert (broker / "psi" / "sets" / "risklist" / "key.bin").stat().st_mode & 0o077 == 0
+    for run in range(2):
+        clients = _csv(tmp_path / "c.csv", ["r00007", "R01999", "nobody", f"R0{run}500"])
+        sender = subprocess.Popen([*PARTY, "psi", "--home", str(broker), "--peer", "bank", "--role", "sender",
+                                   "--protocol", "unbalanced", "--set", "risklist", "--timeout", "60"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        receiver = subprocess.run([*PARTY, "psi", "--home", str(bank), "--peer", "broker", "--role", "receiver",
+                                   "--protocol", "unbalanced", "--set", "risklist", "--input", str(clients),
+                                   "--id-column", "client_id", "--output", str(tmp_path / "out.csv"),
+                                   "--stats", str(tmp_path / "r.json"), "--timeout", "60"],
+                                  capture_output=True, text=True, timeout=120)
+        _, s_err = sender.communicate(timeout=60)
+        assert receiver.returncode == 0, receiver.stderr
+        assert sender.returncode == 0, s_err
+        assert _ids_in(tmp_path / "out.csv") == sorted(["r00007", "R01999", f"R0{run}500"])
+        stats = json.loads((tmp_path / "r.json").read_text())
+        # the first run downloads the set's values, the second only the (empty) difference
+        assert (stats["bytes_received"] > 2000 * 12) == (run == 0)
+    shown = subprocess.run([*PARTY, "psi-set", "show", "--home", str(broker)], capture_output=True, text=True)
+    assert "risklist: 2,000 IDs, version 1" in shown.stdout

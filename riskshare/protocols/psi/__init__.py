@@ -17,13 +17,14 @@ import pyarrow as pa
 
 from ...errors import InputError
 from ...net import Link
-from . import auto, buckets, ecdh, ot
+from . import auto, buckets, ecdh, ot, unbalanced
 from .buckets import DEFAULT_BUCKET_SIZE, Executor
 from .common import OutputMode, Progress, PsiParams, PsiResult, ResultTo, Role, agree, check_role
 
 PROTOCOLS: dict[str, Callable[..., PsiResult]] = {
     ecdh.NAME: ecdh.run,
     ot.NAME: ot.run,
+    unbalanced.NAME: unbalanced.run,
 }
 CHOICES = (*PROTOCOLS, "auto")
 
@@ -36,8 +37,13 @@ def _as_array(ids: Sequence[str] | pa.Array) -> pa.Array:
     return pa.array(list(ids), type=pa.string())
 
 
-def _protocol_params(name: str, result_to: ResultTo, output_mode: OutputMode, stash: int) -> PsiParams:
-    extra = {"variant": ot.VARIANT, "stash": stash} if name == ot.NAME else {}
+def _protocol_params(name: str, result_to: ResultTo, output_mode: OutputMode, stash: int,
+                     set_name: str | None) -> PsiParams:
+    extra: dict = {}
+    if name == ot.NAME:
+        extra = {"variant": ot.VARIANT, "stash": stash}
+    elif name == unbalanced.NAME:
+        extra = {"set": set_name}
     return PsiParams(protocol=name, result_to=result_to, output_mode=output_mode, extra=extra)
 
 
@@ -55,12 +61,17 @@ def run(
     stash: int = 0,
     executor: Executor | None = None,
     announce: Callable[[str], None] | None = None,
+    store: object | None = None,
+    set_name: str | None = None,
 ) -> PsiResult:
     """Run PSI as ``role`` on distinct normalised ``ids`` against ``peer``.
 
     ``bucket_size``: IDs of the larger side per bucket (intersection mode);
     ``stash``: cuckoo stash slots for ``ot``; ``announce`` receives one line
     saying which protocol ``auto`` picked and how many buckets run.
+    ``store`` / ``set_name``: for ``unbalanced``, the server's prepared set
+    (:class:`.store.ServerSet`) or the client's copy (:class:`.store.ClientCache`),
+    and the set's name, which both sides must give alike.
     """
     check_role(role)
     if protocol not in CHOICES:
@@ -71,18 +82,26 @@ def run(
     plan = PsiParams(protocol=protocol, result_to=result_to, output_mode=output_mode,
                      extra={"bucket_size": int(bucket_size), "stash": int(stash)})
     plan.check()
-    n = len(ids)
+    if protocol == unbalanced.NAME:
+        plan.extra["set"] = set_name
+    serving = protocol == unbalanced.NAME and role == "sender" and isinstance(store, unbalanced.ServerSet)
+    n = store.count if serving else len(ids)  # type: ignore[union-attr]
     n_peer = agree(link, peer, role, plan, n)
     n_r, n_s = (n, n_peer) if role == "receiver" else (n_peer, n)
     chosen = auto.choose(n_r, n_s, output_mode) if protocol == "auto" else protocol
     if chosen not in PROTOCOLS:
         raise InputError(f"no protocol here offers --output-mode {output_mode}",
                          hint="PSI-sum is not available in this build")
-    count = buckets.bucket_count(n_r, n_s, bucket_size) if output_mode == "intersection" else 1
+    one_bucket = output_mode != "intersection" or chosen == unbalanced.NAME
+    count = 1 if one_bucket else buckets.bucket_count(n_r, n_s, bucket_size)
     if announce is not None:
         picked = f"auto picked '{chosen}' for {n_r:,} x {n_s:,} IDs" if protocol == "auto" else f"protocol '{chosen}'"
         announce(picked + (f", {count} buckets" if count > 1 else ""))
-    params = _protocol_params(chosen, result_to, output_mode, stash)
+    params = _protocol_params(chosen, result_to, output_mode, stash, set_name)
+    if chosen == unbalanced.NAME:  # one run against the preprocessed set: no buckets
+        result = unbalanced.run(link.scoped("bucket/0"), peer, role, ids, params, progress=progress, store=store)
+        result.details["requested"] = protocol
+        return result
     parts = buckets.partition(link, peer, role, ids, n_peer, count)
     results = buckets.run_buckets(
         link, peer, role, ids, parts,
