@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..data import prepare_ids, read_table, write_table
 from ..errors import InputError
@@ -43,6 +45,29 @@ def _read_ids(input_path: Path, id_column: str, id_type: str, case: str, delimit
     return table, prepared
 
 
+def _values(table: pa.Table, prepared, column: str, scale: int, source: Path):
+    """The sender's amounts as exact integers of 10^-scale, summed per distinct ID."""
+    if column not in table.column_names:
+        raise InputError(f"{source} has no column '{column}'", hint=f"columns: {', '.join(table.column_names)}")
+    try:
+        amounts = pc.cast(table[column], pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"column '{column}' of {source} is not numeric: {exc}",
+                         hint="amounts must be plain numbers such as 1234.56") from None
+    rows = prepared.row_to_unique >= 0
+    bad = rows & ~np.isfinite(amounts)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0]) + 1
+        raise InputError(f"column '{column}' of {source} has {int(bad.sum())} empty or non-numeric amounts "
+                         f"(first at data row {first})", hint="fill them in (0 if none) or remove those rows")
+    scaled = np.rint(amounts[rows] * 10**scale)
+    if scaled.size and np.abs(scaled).max() >= 2.0**62:
+        raise InputError(f"amounts in '{column}' are too large for --value-scale {scale}")
+    totals = np.zeros(len(prepared.unique), dtype=np.int64)
+    np.add.at(totals, prepared.row_to_unique[rows], scaled.astype(np.int64))
+    return totals
+
+
 def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -> Path:
     if rejects:
         return rejects
@@ -66,8 +91,12 @@ def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -
               "unbalanced: a large prepared server set (see `riskshare psi-set`); auto: pick by the two set sizes.")
 @click.option("--set", "set_name", help="unbalanced: the name of the server's prepared set (both sides).")
 @click.option("--result-to", type=click.Choice(["receiver", "both"]), default="receiver", show_default=True)
-@click.option("--output-mode", type=click.Choice(["intersection", "count"]), default="intersection",
-              show_default=True, help="count: both sides learn only the size of the intersection.")
+@click.option("--output-mode", type=click.Choice(["intersection", "count", "sum"]), default="intersection",
+              show_default=True, help="count: both sides learn only the size of the intersection; sum: the "
+              "receiver learns the size and the sum of the sender's --value-column over it (nothing per member).")
+@click.option("--value-column", help="sum mode, sender: the column of amounts to add up.")
+@click.option("--value-scale", default=2, show_default=True, type=click.IntRange(0, 12),
+              help="sum mode: decimal places kept (amounts are summed exactly as integers of 10^-scale).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write your rows whose ID is in the intersection (CSV or .parquet).")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
@@ -80,7 +109,8 @@ def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -
               help="Also write this run's figures (sizes, protocol, seconds, bytes each way) as JSON here.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the peer at each step.")
 def psi(home: Path, peer_name: str, role: str, input_path: Path | None, id_column: str | None, id_type: str,
-        case: str, protocol: str, set_name: str | None, result_to: str, output_mode: str, output: Path | None,
+        case: str, protocol: str, set_name: str | None, result_to: str, output_mode: str, value_column: str | None,
+        value_scale: int, output: Path | None,
         rejects: Path | None, delimiter: str | None, encoding: str, bucket_size: int, stats_path: Path | None,
         timeout: float) -> None:
     """Find the IDs both parties hold without revealing the others.
@@ -112,6 +142,11 @@ def psi(home: Path, peer_name: str, role: str, input_path: Path | None, id_colum
             raise InputError("--input and --id-column are required", hint="e.g. --input clients.csv --id-column uscc")
         table, prepared = _read_ids(input_path, id_column, id_type, case, delimiter, encoding, rejects, output)
         ids = prepared.unique
+    values = None
+    if output_mode == "sum" and role == "sender":
+        if not value_column:
+            raise InputError("--output-mode sum needs --value-column on the sender", hint="e.g. --value-column amount")
+        values = _values(table, prepared, value_column, value_scale, input_path)  # type: ignore[arg-type]
 
     progress = Progress()
     protocol_started = time.monotonic()
@@ -120,7 +155,7 @@ def psi(home: Path, peer_name: str, role: str, input_path: Path | None, id_colum
             link, peer_name, role, ids, protocol=protocol,  # type: ignore[arg-type]
             result_to=result_to, output_mode=output_mode, progress=progress,  # type: ignore[arg-type]
             bucket_size=bucket_size, announce=lambda line: click.echo(line, err=True),
-            store=store, set_name=set_name,
+            store=store, set_name=set_name, values=values,
         )
         progress.done()
         traffic = link.stats.total()
@@ -137,6 +172,10 @@ def psi(home: Path, peer_name: str, role: str, input_path: Path | None, id_colum
         write_table(table.take(pa.array(rows, type=pa.int64())), output)  # type: ignore[union-attr]
         click.echo(f"intersection: {len(result.indices)} of your {own} distinct IDs "
                    f"({len(rows)} rows) written to {output}")
+    elif result.total is not None:
+        total = result.details.get("total_integer", 0) / 10**value_scale
+        click.echo(f"intersection size: {result.size}, sum of the peer's values over it: {total:,.{value_scale}f} "
+                   f"(your {own} IDs, peer's {result.peer_size})")
     elif result.size is not None:
         click.echo(f"intersection size: {result.size} (your {own} IDs, peer's {result.peer_size})")
     else:

@@ -118,3 +118,37 @@ def test_unbalanced_psi_with_a_prepared_set(homes, tmp_path):
         assert (stats["bytes_received"] > 2000 * 12) == (run == 0)
     shown = subprocess.run([*PARTY, "psi-set", "show", "--home", str(broker)], capture_output=True, text=True)
     assert "risklist: 2,000 IDs, version 1" in shown.stdout
+
+
+def test_psi_sum_between_two_processes(homes, tmp_path):
+    bank, broker = homes
+    borrowers = _csv(tmp_path / "borrowers.csv", [f"B{i:03d}" for i in range(40)])
+    buys = tmp_path / "buys.csv"
+    with buys.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["client_id", "amount"])
+        rows = [(f"b{i:03d}", f"{i}.25") for i in range(30, 60)] + [("B035", "100.50")]  # a second purchase
+        w.writerows(rows)
+    expected = sum(i + 0.25 for i in range(30, 40)) + 100.50
+    sender = subprocess.Popen([*PARTY, "psi", "--home", str(broker), "--peer", "bank", "--role", "sender",
+                               "--input", str(buys), "--id-column", "client_id", "--output-mode", "sum",
+                               "--value-column", "amount", "--timeout", "60"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    receiver = subprocess.run([*PARTY, "psi", "--home", str(bank), "--peer", "broker", "--role", "receiver",
+                               "--input", str(borrowers), "--id-column", "client_id", "--output-mode", "sum",
+                               "--protocol", "auto", "--timeout", "60"], capture_output=True, text=True, timeout=120)
+    s_out, s_err = sender.communicate(timeout=60)
+    # the sender left --protocol at its default (ecdh), the receiver asked for auto: both stop, clearly
+    assert receiver.returncode == 4 and "protocol" in receiver.stderr
+    assert sender.returncode != 0 and "protocol" in s_err
+    sender = subprocess.Popen([*PARTY, "psi", "--home", str(broker), "--peer", "bank", "--role", "sender",
+                               "--input", str(buys), "--id-column", "client_id", "--output-mode", "sum",
+                               "--value-column", "amount", "--protocol", "auto", "--timeout", "60"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    receiver = subprocess.run([*PARTY, "psi", "--home", str(bank), "--peer", "broker", "--role", "receiver",
+                               "--input", str(borrowers), "--id-column", "client_id", "--output-mode", "sum",
+                               "--protocol", "auto", "--timeout", "60"], capture_output=True, text=True, timeout=120)
+    s_out, s_err = sender.communicate(timeout=60)
+    assert receiver.returncode == 0 and sender.returncode == 0, receiver.stderr + s_err
+    assert f"intersection size: 10, sum of the peer's values over it: {expected:,.2f}" in receiver.stdout
+    assert "sum" not in s_out and "10" not in s_out  # the sender learns neither

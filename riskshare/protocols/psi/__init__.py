@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
+
 import pyarrow as pa
 
 from ...errors import InputError
 from ...net import Link
-from . import auto, buckets, ecdh, ot, unbalanced
+from . import auto, buckets, ecdh, ot, psi_sum, unbalanced
 from .buckets import DEFAULT_BUCKET_SIZE, Executor
 from .common import OutputMode, Progress, PsiParams, PsiResult, ResultTo, Role, agree, check_role
 
@@ -25,8 +27,9 @@ PROTOCOLS: dict[str, Callable[..., PsiResult]] = {
     ecdh.NAME: ecdh.run,
     ot.NAME: ot.run,
     unbalanced.NAME: unbalanced.run,
+    psi_sum.NAME: psi_sum.run,
 }
-CHOICES = (*PROTOCOLS, "auto")
+CHOICES = (ecdh.NAME, ot.NAME, unbalanced.NAME, "auto")  # what --protocol takes; "sum" is --output-mode sum
 
 
 def _as_array(ids: Sequence[str] | pa.Array) -> pa.Array:
@@ -38,8 +41,10 @@ def _as_array(ids: Sequence[str] | pa.Array) -> pa.Array:
 
 
 def _protocol_params(name: str, result_to: ResultTo, output_mode: OutputMode, stash: int,
-                     set_name: str | None) -> PsiParams:
+                     set_name: str | None, he_scheme: str) -> PsiParams:
     extra: dict = {}
+    if name == psi_sum.NAME:
+        extra = {"scheme": he_scheme}
     if name == ot.NAME:
         extra = {"variant": ot.VARIANT, "stash": stash}
     elif name == unbalanced.NAME:
@@ -63,6 +68,8 @@ def run(
     announce: Callable[[str], None] | None = None,
     store: object | None = None,
     set_name: str | None = None,
+    values: np.ndarray | None = None,
+    he_scheme: str = psi_sum.DEFAULT_SCHEME,
 ) -> PsiResult:
     """Run PSI as ``role`` on distinct normalised ``ids`` against ``peer``.
 
@@ -72,6 +79,8 @@ def run(
     ``store`` / ``set_name``: for ``unbalanced``, the server's prepared set
     (:class:`.store.ServerSet`) or the client's copy (:class:`.store.ClientCache`),
     and the set's name, which both sides must give alike.
+    ``values``: for ``output_mode="sum"``, the sender's integer value of each
+    ID (aligned with ``ids``); ``he_scheme``: ``ou`` (default) or ``paillier``.
     """
     check_role(role)
     if protocol not in CHOICES:
@@ -84,20 +93,28 @@ def run(
     plan.check()
     if protocol == unbalanced.NAME:
         plan.extra["set"] = set_name
+    if output_mode == "sum":
+        plan.extra["scheme"] = he_scheme
     serving = protocol == unbalanced.NAME and role == "sender" and isinstance(store, unbalanced.ServerSet)
     n = store.count if serving else len(ids)  # type: ignore[union-attr]
     n_peer = agree(link, peer, role, plan, n)
     n_r, n_s = (n, n_peer) if role == "receiver" else (n_peer, n)
     chosen = auto.choose(n_r, n_s, output_mode) if protocol == "auto" else protocol
-    if chosen not in PROTOCOLS:
-        raise InputError(f"no protocol here offers --output-mode {output_mode}",
-                         hint="PSI-sum is not available in this build")
+    if output_mode == "sum":
+        if chosen not in (ecdh.NAME, psi_sum.NAME):
+            raise InputError(f"--protocol {protocol} has no sum mode",
+                             hint="PSI-sum runs on the ECDH family: use --protocol ecdh or auto")
+        chosen = psi_sum.NAME
     one_bucket = output_mode != "intersection" or chosen == unbalanced.NAME
     count = 1 if one_bucket else buckets.bucket_count(n_r, n_s, bucket_size)
     if announce is not None:
         picked = f"auto picked '{chosen}' for {n_r:,} x {n_s:,} IDs" if protocol == "auto" else f"protocol '{chosen}'"
         announce(picked + (f", {count} buckets" if count > 1 else ""))
-    params = _protocol_params(chosen, result_to, output_mode, stash, set_name)
+    params = _protocol_params(chosen, result_to, output_mode, stash, set_name, he_scheme)
+    if chosen == psi_sum.NAME:  # one run, no buckets: per-bucket sums would reveal more than the total
+        result = psi_sum.run(link.scoped("bucket/0"), peer, role, ids, params, progress=progress, values=values)
+        result.details["requested"] = protocol
+        return result
     if chosen == unbalanced.NAME:  # one run against the preprocessed set: no buckets
         result = unbalanced.run(link.scoped("bucket/0"), peer, role, ids, params, progress=progress, store=store)
         result.details["requested"] = protocol
