@@ -9,6 +9,7 @@ write the receiver's rows), with the ratio of the two.
     python benchmarks/psi.py --n 1048576 --protocol ecdh      # issue 2's benchmark
     python benchmarks/psi.py                                  # ot and ecdh at 2^16, ot at 2^20
     python benchmarks/psi.py --protocol ot --n 10000000       # the long one (bucketed)
+    python benchmarks/psi.py --protocol sum --n 100000        # PSI-sum (receiver learns count and sum)
 
 The machine is usually shared: compare the ratio column across runs, not the seconds.
 """
@@ -77,22 +78,25 @@ def make_data(root: Path, n_receiver: int, n_sender: int, overlap: float, seed: 
     return paths[0], paths[1], shared
 
 
-def plaintext(receiver_csv: Path, sender_csv: Path, out: Path) -> tuple[float, int]:
+def plaintext(receiver_csv: Path, sender_csv: Path, out: Path) -> tuple[float, int, int]:
+    """The same job without privacy: (seconds, rows in common, sum of the sender's amounts over them)."""
     started = time.perf_counter()
     r = pacsv.read_csv(receiver_csv, convert_options=pacsv.ConvertOptions(column_types={"client_id": pa.string()}))
     s = pacsv.read_csv(sender_csv, convert_options=pacsv.ConvertOptions(column_types={"client_id": pa.string()}))
     rows = r.filter(pc.is_in(r["client_id"], value_set=s["client_id"].combine_chunks()))
     pacsv.write_csv(rows, out)
-    return time.perf_counter() - started, rows.num_rows
+    total = pc.sum(s.filter(pc.is_in(s["client_id"], value_set=r["client_id"].combine_chunks()))["amount"]).as_py()
+    return time.perf_counter() - started, rows.num_rows, int(total or 0)
 
 
 def run_pair(bank: Path, broker: Path, receiver_csv: Path, sender_csv: Path, protocol: str, root: Path,
              extra: list[str]) -> dict:
     out = root / "shared.csv"
     common = ["psi", "--id-column", "client_id", "--protocol", protocol, "--timeout", "3600", *extra]
+    receiver_out = [] if "sum" in extra else ["--output", str(out)]
     cmds = {
         "receiver": [*PARTY, *common, "--home", str(bank), "--peer", "broker", "--role", "receiver",
-                     "--input", str(receiver_csv), "--output", str(out), "--stats", str(root / "receiver.json")],
+                     "--input", str(receiver_csv), *receiver_out, "--stats", str(root / "receiver.json")],
         "sender": [*PARTY, *common, "--home", str(broker), "--peer", "bank", "--role", "sender",
                    "--input", str(sender_csv), "--stats", str(root / "sender.json")],
     }
@@ -114,7 +118,7 @@ def run_pair(bank: Path, broker: Path, receiver_csv: Path, sender_csv: Path, pro
         if codes[role] != 0:
             raise RuntimeError(f"{role} failed ({codes[role]}): {err.strip()}")
     stats = {role: json.loads((root / f"{role}.json").read_text()) for role in procs}
-    rows = sum(1 for _ in out.open()) - 1
+    rows = sum(1 for _ in out.open()) - 1 if out.exists() else 0
     return {"wall": wall, "peak": usage, "stats": stats, "rows": rows}
 
 
@@ -122,7 +126,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, action="append", help="set size of each side (repeatable)")
     ap.add_argument("--sender-n", type=int, help="sender's set size if different from --n")
-    ap.add_argument("--protocol", action="append", choices=["ecdh", "ot", "auto"], help="repeatable")
+    ap.add_argument("--protocol", action="append", choices=["ecdh", "ot", "auto", "sum"],
+                    help="repeatable; sum = ECDH PSI-sum over the sender's amount column")
     ap.add_argument("--overlap", type=float, default=0.5, help="share of the smaller set that is shared")
     ap.add_argument("--large", action="store_true", help="also run ot at 10^7 x 10^7 (long)")
     ap.add_argument("--seed", type=int, default=1)
@@ -146,13 +151,20 @@ def main() -> None:
             case.mkdir(exist_ok=True)
             n_s = args.sender_n or n
             r_csv, s_csv, shared = make_data(case, n, n_s, args.overlap, args.seed)
-            plain_s, plain_rows = plaintext(r_csv, s_csv, case / "plain.csv")
-            res = run_pair(bank, broker, r_csv, s_csv, proto, case, [])
-            if res["rows"] != shared or plain_rows != shared:
+            plain_s, plain_rows, plain_sum = plaintext(r_csv, s_csv, case / "plain.csv")
+            if proto == "sum":
+                res = run_pair(bank, broker, r_csv, s_csv, "ecdh", case,
+                               ["--output-mode", "sum", "--value-column", "amount", "--value-scale", "0"])
+                got = (res["stats"]["receiver"]["intersection"], res["stats"]["receiver"]["details"]["total_integer"])
+                if got != (shared, plain_sum):
+                    raise SystemExit(f"wrong answer: expected {(shared, plain_sum)}, PSI-sum gave {got}")
+            else:
+                res = run_pair(bank, broker, r_csv, s_csv, proto, case, [])
+            if (proto != "sum" and res["rows"] != shared) or plain_rows != shared:
                 raise SystemExit(f"wrong answer: expected {shared}, PSI wrote {res['rows']}, plaintext {plain_rows}")
             rs, ss = res["stats"]["receiver"], res["stats"]["sender"]
             print(json.dumps({
-                "protocol": rs["protocol"], "n_receiver": n, "n_sender": n_s, "intersection": shared,
+                "protocol": "ecdh-sum" if proto == "sum" else rs["protocol"], "n_receiver": n, "n_sender": n_s, "intersection": shared,
                 "seconds": round(res["wall"], 2),
                 "bytes_receiver_to_sender": rs["bytes_sent"], "bytes_sender_to_receiver": ss["bytes_sent"],
                 "mb_total": round((rs["bytes_sent"] + ss["bytes_sent"]) / 1e6, 1),
