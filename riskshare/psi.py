@@ -61,6 +61,8 @@ def run_local(
     sender_options = dict(options)
     if sender_values is not None:
         sender_options["values"] = _values_per_id(sender_list, list(sender_values), s_ids, case)
+    if protocol == "unbalanced" and "store" not in options:
+        return _run_local_unbalanced(r_ids, s_ids, result_to, **options)
     hub = MemoryHub(["receiver", "sender"])
     r_link, s_link = hub["receiver"], hub["sender"]
     out: dict[str, Any] = {}
@@ -90,6 +92,42 @@ def run_local(
         raise
     finally:
         thread.join()
+    if "sender_error" in out:
+        raise out["sender_error"]
+    return receiver, out["sender"], r_ids, s_ids
+
+
+def _run_local_unbalanced(r_ids: pa.Array, s_ids: pa.Array, result_to: str,
+                          **options: Any) -> tuple[PsiResult, PsiResult, pa.Array, pa.Array]:
+    """Unbalanced PSI in one process: the server set is prepared in a temporary folder first."""
+    import tempfile
+    from pathlib import Path
+
+    from .protocols.psi.store import ClientCache, ServerSet
+
+    with tempfile.TemporaryDirectory(prefix="riskshare-ub-") as tmp:
+        server_set, _ = ServerSet.prepare(Path(tmp) / "server", "local", s_ids)
+        cache = ClientCache.open(Path(tmp) / "client")
+        hub = MemoryHub(["receiver", "sender"])
+        out: dict[str, Any] = {}
+
+        def sender() -> None:
+            try:
+                out["sender"] = psi_protocols.run(hub["sender"], "receiver", "sender", pa.array([], pa.string()),
+                                                  protocol="unbalanced", result_to=result_to, store=server_set,
+                                                  set_name="local", **options)  # type: ignore[arg-type]
+            except BaseException as exc:  # noqa: BLE001
+                out["sender_error"] = exc
+                hub._mailboxes["receiver"].fail_peer("sender", PeerError(f"the sender stopped: {exc}"))
+
+        thread = threading.Thread(target=sender, daemon=True)
+        thread.start()
+        try:
+            receiver = psi_protocols.run(hub["receiver"], "sender", "receiver", r_ids, protocol="unbalanced",
+                                         result_to=result_to, store=cache, set_name="local",  # type: ignore[arg-type]
+                                         **options)
+        finally:
+            thread.join()
     if "sender_error" in out:
         raise out["sender_error"]
     return receiver, out["sender"], r_ids, s_ids

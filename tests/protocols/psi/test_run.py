@@ -23,7 +23,7 @@ def _plain(left, right):
 
 @settings(max_examples=15, deadline=None)
 @given(left=ids, right=ids)
-@pytest.mark.parametrize("protocol", ["ecdh", "ot", "auto"])
+@pytest.mark.parametrize("protocol", ["ecdh", "ot", "auto", "unbalanced"])
 def test_intersection_equals_plaintext(protocol, left, right):
     assert intersect(left, right, protocol=protocol) == _plain(left, right)
 
@@ -98,3 +98,28 @@ def test_unknown_protocol_and_unsupported_mode():
         psi.run(r, "s", "receiver", ["a"], protocol="fast")
     with pytest.raises(InputError):
         run_local(["a"], ["a"], protocol="ot", output_mode="count")
+
+
+def test_result_to_both_in_process_for_unbalanced():
+    r, s, r_ids, s_ids = run_local(["a", "b", "x"], ["B", "c", "A"], protocol="unbalanced", result_to="both")
+    assert sorted(r_ids.take(r.indices).to_pylist()) == ["A", "B"]
+    assert sorted(s_ids.take(s.indices).to_pylist()) == ["A", "B"]
+
+
+def test_a_cuckoo_failure_is_retried_with_a_fresh_key_before_the_key_is_sent(monkeypatch):
+    from riskshare.protocols.psi import hashing, ot
+
+    calls = {"n": 0}
+    real = hashing.cuckoo
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise hashing.CuckooFailure("simulated")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ot.hashing, "cuckoo", flaky)
+    left = [f"id{i}" for i in range(5000)]
+    r, _, r_ids, _ = run_local(left, left[:100], protocol="ot")
+    assert calls["n"] == 2 and r.size == 100  # nothing lost
+    assert r.details["buckets"] == 1
