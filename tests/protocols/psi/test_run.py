@@ -2,6 +2,8 @@
 
 import threading
 
+import numpy as np
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,3 +125,23 @@ def test_a_cuckoo_failure_is_retried_with_a_fresh_key_before_the_key_is_sent(mon
     r, _, r_ids, _ = run_local(left, left[:100], protocol="ot")
     assert calls["n"] == 2 and r.size == 100  # nothing lost
     assert r.details["buckets"] == 1
+
+
+def test_bucket_overflow_moves_both_sides_to_a_fresh_key(monkeypatch):
+    from riskshare.protocols.psi import hashing
+
+    real = hashing.bucket_of
+    calls = []
+
+    def skewed(values, key, count):
+        calls.append(key)
+        if len(calls) == 1:  # the receiver's first attempt piles everything into bucket 0
+            return np.zeros(len(values), dtype=np.int64)
+        return real(values, key, count)
+
+    monkeypatch.setattr(buckets.hashing, "bucket_of", skewed)
+    left = [f"id{i}" for i in range(400)]
+    right = [f"id{i}" for i in range(200, 600)]
+    r, s, r_ids, _ = run_local(left, right, protocol="ot", bucket_size=100)
+    assert sorted(r_ids.take(r.indices).to_pylist()) == _plain(left, right)
+    assert len(calls) == 4 and len(set(calls)) == 2  # both sides tried two keys, the same two
