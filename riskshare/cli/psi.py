@@ -155,7 +155,7 @@ def psi(home: Path, peer_name: str, role: str, input_path: Path | None, id_colum
             link, peer_name, role, ids, protocol=protocol,  # type: ignore[arg-type]
             result_to=result_to, output_mode=output_mode, progress=progress,  # type: ignore[arg-type]
             bucket_size=bucket_size, announce=lambda line: click.echo(line, err=True),
-            store=store, set_name=set_name, values=values,
+            store=store, set_name=set_name, values=values, value_scale=value_scale,
         )
         progress.done()
         traffic = link.stats.total()

@@ -70,6 +70,7 @@ def run(
     set_name: str | None = None,
     values: np.ndarray | None = None,
     he_scheme: str = psi_sum.DEFAULT_SCHEME,
+    value_scale: int = 0,
 ) -> PsiResult:
     """Run PSI as ``role`` on distinct normalised ``ids`` against ``peer``.
 
@@ -80,7 +81,9 @@ def run(
     (:class:`.store.ServerSet`) or the client's copy (:class:`.store.ClientCache`),
     and the set's name, which both sides must give alike.
     ``values``: for ``output_mode="sum"``, the sender's integer value of each
-    ID (aligned with ``ids``); ``he_scheme``: ``ou`` (default) or ``paillier``.
+    ID (aligned with ``ids``); ``he_scheme``: ``ou`` (default) or ``paillier``;
+    ``value_scale``: decimal places of those integers, agreed so that the
+    receiver reads the sum in the same unit.
     """
     check_role(role)
     if protocol not in CHOICES:
@@ -94,7 +97,7 @@ def run(
     if protocol == unbalanced.NAME:
         plan.extra["set"] = set_name
     if output_mode == "sum":
-        plan.extra["scheme"] = he_scheme
+        plan.extra.update(scheme=he_scheme, value_scale=int(value_scale))
     serving = protocol == unbalanced.NAME and role == "sender" and isinstance(store, unbalanced.ServerSet)
     n = store.count if serving else len(ids)  # type: ignore[union-attr]
     n_peer = agree(link, peer, role, plan, n)
