@@ -27,15 +27,20 @@ Flow (receiver R with X, sender S with Y; both sizes agreed first)::
     R -> S  cuckoo hash key                            (16 bytes)
     R <-> S OPRF on the m + s bins (R: x ⊕ i for the x in bin i, via hash i)
     S -> R  F(h_i(y), y ⊕ i) for every y and i = 1..3, and F(stash j, y) for each
-            stash slot, shuffled, truncated to ℓ bits  ((3 + s)·|Y| values)
+            stash slot, truncated to ℓ bits ((3 + s)·|Y| values), in batches of
+            randomly drawn y, each batch ordered by the values themselves
     R       X ∩ Y = the x whose own OPRF value is among them
 
 What each party learns:
 
 * **receiver**: X ∩ Y and |Y|. Values of y ∉ X are pseudorandom to it.
 * **sender**: |X| only. With ``result_to="both"`` the receiver then sends the
-  positions of the matching values in the sender's shuffled list, so the
-  sender learns X ∩ Y as well.
+  positions of the matching values in the sender's list, so the sender
+  learns X ∩ Y as well.
+
+Neither the batches (random subsets of Y) nor the order inside a batch (set
+by the pseudorandom values) says anything about the sender's input order;
+batching lets the receiver match one batch while the next is computed.
 * Cardinality-only and sum modes are not offered: the receiver of an OPRF
   protocol always sees which of its values matched. Use ``ecdh`` for
   ``output_mode="count"`` and the PSI-sum protocol for sums.
@@ -68,10 +73,24 @@ MAX_RETRIES = 32
 BATCH = 1 << 19  # OPRF values per message from the sender
 
 
-def _batches(total: int) -> list[tuple[int, int]]:
-    """(offset, size) of the batches the sender's values travel in; both sides derive them from the sizes."""
-    size = BATCH
-    return [(start, min(size, total - start)) for start in range(0, total, size)]
+def _batches(items: int, per_item: int) -> list[tuple[int, int]]:
+    """(first item, items) of each batch of the sender's values (``per_item`` values per ID).
+
+    Both sides derive the same batches from the agreed sizes.
+    """
+    size = max(1, BATCH // per_item)
+    return [(start, min(size, items - start)) for start in range(0, items, size)]
+
+
+def _send_order(values: np.ndarray) -> np.ndarray:
+    """Order of a batch on the wire: by the top 16 bits of each (pseudorandom) value, else as computed.
+
+    An order fixed by the values themselves reveals nothing, and nearly sorted
+    batches make the receiver's lookups cache-friendly; a 16-bit key sorts in
+    linear time.
+    """
+    top = (np.ascontiguousarray(values[:, :8]).view("<u8").reshape(-1) >> np.uint64(48)).astype(np.uint16)
+    return np.argsort(top, kind="stable")
 
 
 def output_bytes(receiver_values: int, sender_values: int) -> int:
@@ -181,11 +200,12 @@ def _receiver(link, peer, pool, ids, n_peer, stash, session, params, step) -> Ps
     step("oblivious PRF", 1, 1)
     table_of_mine = SortedTable(mine)
     found_mine, found_theirs = [], []
-    for offset, size in _batches((hashing.HASHES + stash) * n_peer):
-        theirs = link.recv_array(peer, "psi/ot/values", dtype=np.uint8, shape=(size, width))
+    per = hashing.HASHES + stash
+    for first, count in _batches(n_peer, per):
+        theirs = link.recv_array(peer, "psi/ot/values", dtype=np.uint8, shape=(per * count, width))
         li, rj = table_of_mine.probe(theirs)
         found_mine.append(li)
-        found_theirs.append(rj + offset)
+        found_theirs.append(rj + per * first)
     li, rj = np.concatenate(found_mine), np.concatenate(found_theirs)
     indices = np.sort(owners[li])
     if params.result_to == "both":
@@ -202,33 +222,35 @@ def _sender(link, peer, pool, ids, n_peer, stash, session, params, step) -> PsiR
     step("oblivious transfers", 0, 1)
     setup = kkrt.sender_setup(link, peer, rows, session, tag="psi/ot/oprf")
     values = values_job.result()
+    # Batches of IDs drawn in a random order (so a batch says nothing about where its IDs sit in our
+    # input); each batch carries the values of its IDs under every hash function and stash slot.
+    perm = np.random.default_rng().permutation(n)
+    values = values[perm]
     bin_key = link.recv_bytes(peer, "psi/ot/bin-key", exact=16)
     cand = hashing.candidates(values, bin_key, bins)
-    instances = [cand[:, k] for k in range(hashing.HASHES)] + [np.full(n, bins + j) for j in range(stash)]
-    inputs = [_tweak(values, k + 1) for k in range(hashing.HASHES)] + [values] * stash
     step("oblivious PRF", 0, 1)
     key = setup.finish(link, peer, tag="psi/ot/oprf")
-    width = output_bytes(n_peer, (hashing.HASHES + stash) * n)
-    instances, inputs = np.concatenate(instances), np.concatenate(inputs)
-    # Values go out in batches, so the receiver matches one batch while the next is computed. Batches
-    # are drawn from a random permutation and each is sent sorted: neither order says which y a value is of.
-    perm = np.random.default_rng().permutation(len(instances))
-    sent_order = np.empty_like(perm)
-    for offset, size in _batches(len(instances)):
-        pick = perm[offset : offset + size]
-        values = key.evaluate(instances[pick], inputs[pick], width)
-        order = np.argsort(np.ascontiguousarray(values[:, :8]).view("<u8").reshape(-1), kind="stable")
-        link.send(peer, "psi/ot/values", values[order])
-        sent_order[offset : offset + size] = pick[order]
-    del key, inputs, instances
+    per = hashing.HASHES + stash
+    width = output_bytes(n_peer, per * n)
+    sent_item = np.empty(per * n, dtype=np.int64)  # for --result-to both: which ID each sent value is of
+    for first, count in _batches(n, per):
+        chunk = values[first : first + count]
+        instances = np.concatenate([cand[first : first + count, k] for k in range(hashing.HASHES)]
+                                   + [np.full(count, bins + j) for j in range(stash)])
+        inputs = np.concatenate([_tweak(chunk, k + 1) for k in range(hashing.HASHES)] + [chunk] * stash)
+        out = key.evaluate(instances, inputs, width)
+        order = _send_order(out)
+        link.send(peer, "psi/ot/values", out[order])
+        sent_item[per * first : per * (first + count)] = perm[first + order % count]
+    del key
     step("oblivious PRF", 1, 1)
     if params.result_to != "both":
         return PsiResult("sender", NAME, n, n_peer, details={"bins": bins, "stash": stash, "value_bytes": width})
     positions = link.recv_array(peer, "psi/ot/matches", dtype="<u8", shape=(None,))
     if len(positions) > min(n, n_peer):
         raise ProtocolError(f"peer '{peer}' reported more matches than the sets allow")
-    positions = check_indices(positions.astype(np.int64), len(sent_order), peer, "psi/ot/matches")
-    items = sent_order[positions] % n
+    positions = check_indices(positions.astype(np.int64), len(sent_item), peer, "psi/ot/matches")
+    items = sent_item[positions]
     indices = check_indices(items, n, peer, "psi/ot/matches")
     return PsiResult("sender", NAME, n, n_peer, indices=indices, size=int(len(indices)),
                      details={"bins": bins, "stash": stash, "value_bytes": width})
