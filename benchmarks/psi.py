@@ -164,7 +164,8 @@ def main() -> None:
                 raise SystemExit(f"wrong answer: expected {shared}, PSI wrote {res['rows']}, plaintext {plain_rows}")
             rs, ss = res["stats"]["receiver"], res["stats"]["sender"]
             print(json.dumps({
-                "protocol": "ecdh-sum" if proto == "sum" else rs["protocol"], "n": n, "n_receiver": n, "n_sender": n_s, "intersection": shared,
+                "protocol": "ecdh-sum" if proto == "sum" else rs["protocol"],
+                "n": n, "n_receiver": n, "n_sender": n_s, "intersection": shared,
                 "seconds": round(res["wall"], 2),
                 "bytes_receiver_to_sender": rs["bytes_sent"], "bytes_sender_to_receiver": ss["bytes_sent"],
                 "mb_total": round((rs["bytes_sent"] + ss["bytes_sent"]) / 1e6, 1),
