@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -155,3 +156,30 @@ def test_concurrent_jobs_with_two_peers_keep_apart(tmp_path: Path) -> None:
                 assert done["state"] == "succeeded", done
                 sizes.append(next(s for s in done["steps"] if s["id"] == "psi")["summary"]["intersection"])
     assert sizes == [300, 100, 300, 100]
+
+
+def test_psi_sum_and_unbalanced_psi_as_jobs(nodes: Pair) -> None:
+    with analyst(nodes, "bank") as bank, analyst(nodes, "broker") as broker:
+        # PSI-sum: the bank (receiver) learns the size and the total of the broker's scores over it
+        job = bank.psi(peer="broker", table="risk_clients", peer_table="broker_risk", output_mode="sum",
+                       value_column="score", protocol="ecdh")
+        done = bank.wait(job["id"], timeout=120)
+        assert done["state"] == "succeeded", done
+        arts = {a["name"]: a["id"] for a in bank.artifacts(job["id"])}
+        summary = json.loads(bank.download(arts["psi-summary.json"]))
+        assert summary["intersection"] == 100 and summary["sum"] == sum(i % 97 for i in range(200, 300))
+        assert "psi-rows.csv" not in arts  # nothing per member
+        approvals_columns = broker.job(job["id"])
+        assert approvals_columns["state"] == "succeeded"
+        # unbalanced PSI: the broker serves a prepared set kept in its home; the bank keeps a copy
+        for _ in range(2):
+            job = bank.psi(peer="broker", table="risk_clients", peer_table="broker_risk", protocol="unbalanced")
+            done = bank.wait(job["id"], timeout=120)
+            assert done["state"] == "succeeded", done
+            assert sorted(r["uscc"] for r in rows(bank, job["id"])) == [f"C{i:08d}" for i in range(200, 300)]
+        for protocol in ("ot", "auto"):
+            job = bank.psi(peer="broker", table="risk_clients", peer_table="broker_risk", protocol=protocol)
+            done = bank.wait(job["id"], timeout=120)
+            assert done["state"] == "succeeded", done
+            assert len(rows(bank, job["id"])) == 100
+    assert (nodes.home("broker") / "state" / "psi" / "sets" / "broker_risk" / "meta.json").is_file()

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ...data import PreparedIds, prepare_ids, write_table
 from ...errors import InputError
@@ -66,7 +67,7 @@ class Component:
     def check_params(self, params: dict[str, Any], spec: Any) -> dict[str, Any]:
         return params
 
-    def columns(self, table: TableSource) -> list[str]:
+    def columns(self, table: TableSource, params: dict[str, Any]) -> list[str]:
         """The columns of this node's table the step reads (shown to approvers)."""
         return [table.id_column]
 
@@ -133,6 +134,27 @@ class ReadComponent(Component):
         return StepResult(summary, ReadValue(table, prepared, digest.hexdigest()))
 
 
+def sum_values(read: "ReadValue", column: str, scale: int, source: str) -> np.ndarray:
+    """The sender's amounts as exact integers of 10^-scale, summed per distinct ID (PSI-sum's input)."""
+    table = read.table
+    if column not in table.column_names:
+        raise InputError(f"table '{source}' has no column '{column}'", hint=f"columns: {', '.join(table.column_names)}")
+    try:
+        amounts = pc.cast(table[column], pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"column '{column}' of table '{source}' is not numeric: {exc}") from None
+    rows = read.ids.row_to_unique >= 0
+    if (rows & ~np.isfinite(amounts)).any():
+        raise InputError(f"column '{column}' of table '{source}' has empty or non-numeric amounts",
+                         hint="fill them in (0 if none) or remove those rows")
+    scaled = np.rint(amounts[rows] * 10**scale)
+    if scaled.size and np.abs(scaled).max() >= 2.0**62:
+        raise InputError(f"amounts in '{column}' are too large for value_scale {scale}")
+    totals = np.zeros(len(read.ids.unique), dtype=np.int64)
+    np.add.at(totals, read.ids.row_to_unique[rows], scaled.astype(np.int64))
+    return totals
+
+
 def read_input(ctx: StepContext) -> ReadValue:
     """The output of the read step this step needs."""
     for value in ctx.inputs.values():
@@ -144,7 +166,7 @@ def read_input(ctx: StepContext) -> ReadValue:
 # -- psi --------------------------------------------------------------------------------
 
 # Keyword arguments of riskshare.protocols.psi.run that are objects, not job parameters.
-_PSI_NOT_PARAMS = {"progress", "executor", "announce", "store", "result_to"}
+_PSI_NOT_PARAMS = {"progress", "executor", "announce", "store", "result_to", "values"}
 
 
 def psi_parameters() -> set[str]:
@@ -156,7 +178,7 @@ def psi_parameters() -> set[str]:
 
     accepted = {name for name, p in inspect.signature(psi_protocols.run).parameters.items()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    return (accepted - _PSI_NOT_PARAMS) | {"case"}
+    return (accepted - _PSI_NOT_PARAMS) | {"case", "value_column"}
 
 
 class PsiComponent(Component):
@@ -181,8 +203,18 @@ class PsiComponent(Component):
         choices = getattr(psi_protocols, "CHOICES", tuple(psi_protocols.PROTOCOLS))
         if protocol not in choices:
             raise InputError(f"unknown PSI protocol '{protocol}'", hint=f"choose one of: {', '.join(choices)}")
-        return {"protocol": protocol, "output_mode": params.get("output_mode", "intersection"), **{
+        out = {"protocol": protocol, "output_mode": params.get("output_mode", "intersection"), **{
             k: v for k, v in params.items() if k not in ("protocol", "output_mode")}}
+        if out["output_mode"] == "sum" and not out.get("value_column"):
+            raise InputError("output_mode sum needs value_column: the sender's column of amounts to add up")
+        if protocol == "unbalanced" and not out.get("set_name") and spec is not None:
+            # the prepared set is named after the sender's table, so both nodes agree on it
+            out["set_name"] = spec.peer_table if spec.role == "receiver" else spec.table
+        return out
+
+    def columns(self, table: TableSource, params: dict[str, Any]) -> list[str]:
+        extra = [params["value_column"]] if params.get("output_mode") == "sum" and params.get("value_column") else []
+        return [table.id_column, *extra]
 
     def run(self, ctx: StepContext) -> StepResult:
         from ...protocols import psi as psi_protocols
@@ -192,12 +224,23 @@ class PsiComponent(Component):
         params.pop("case", None)
         protocol = params.pop("protocol", "ecdh")
         output_mode = params.pop("output_mode", "intersection")
+        value_column = params.pop("value_column", None)
+        sender = ctx.protocol_role == "sender"
+        if output_mode == "sum" and sender:
+            params["values"] = sum_values(read, str(value_column), int(params.get("value_scale", 0)), ctx.table.name)
+        store = self._unbalanced_store(ctx, read, params.get("set_name")) if protocol == "unbalanced" else None
+        if store is not None:
+            params["store"] = store
         started = time.monotonic()
         before = ctx.link.stats.total()
         result = psi_protocols.run(ctx.link, ctx.peer, ctx.protocol_role, read.ids.unique,  # type: ignore[arg-type]
                                    protocol=protocol, result_to=ctx.result_to,  # type: ignore[arg-type]
                                    output_mode=output_mode, **params)
         after = ctx.link.stats.total()
+        if store is not None and sender and result.indices is not None:
+            # a serving sender's positions are into its prepared set; map them to this table's IDs
+            matched = store.ids().take(pa.array(result.indices, type=pa.int64()))
+            result.indices = np.sort(pc.index_in(matched, value_set=read.ids.unique).to_numpy(zero_copy_only=False))
         summary = {
             "protocol": protocol, "output_mode": output_mode, "role": ctx.protocol_role,
             "own_ids": result.own_size, "peer_ids": result.peer_size,
@@ -207,9 +250,34 @@ class PsiComponent(Component):
             "bytes_sent": after["bytes_sent"] - before["bytes_sent"],
             "bytes_received": after["bytes_received"] - before["bytes_received"],
         }
+        value: dict[str, Any] = {"result": result, "fingerprint": read.fingerprint}
         if result.total is not None:
-            summary["sum_known"] = True
-        return StepResult(summary, {"result": result, "fingerprint": read.fingerprint})
+            scale = int(params.get("value_scale", 0))
+            value["sum"] = result.details.get("total_integer", 0) / 10**scale
+            summary["sum_known"] = True  # the sum itself is a result: it goes to the artifact, not the audit
+        return StepResult(summary, value)
+
+    @staticmethod
+    def _unbalanced_store(ctx: StepContext, read: "ReadValue", set_name: Any) -> Any:
+        """The sender's prepared set (grown from its table, rebuilt if IDs left) or the receiver's copy of it."""
+        from ...protocols.psi.store import ClientCache, ServerSet
+
+        if not isinstance(set_name, str) or not set_name:
+            raise InputError("unbalanced PSI needs set_name (the sender's prepared set)")
+        from ..home import check_name
+
+        check_name(set_name, "set name")
+        root = (ctx.state_dir or ctx.workdir) / "psi"
+        if ctx.protocol_role == "receiver":
+            return ClientCache.open(root / "peers" / ctx.peer / set_name)
+        try:
+            server_set, added = ServerSet.prepare(root / "sets" / set_name, set_name, read.ids.unique)
+        except InputError:  # IDs left the table: a set only grows, so start a new one (a new key)
+            server_set, added = ServerSet.prepare(root / "sets" / set_name, set_name, read.ids.unique, rebuild=True)
+            ctx.log(f"rebuilt prepared PSI set '{set_name}' (IDs were removed from table '{ctx.table.name}')")
+        if added:
+            ctx.log(f"prepared PSI set '{set_name}': {added} IDs added, {server_set.count} in all")
+        return server_set
 
     def save(self, value: Any, directory: Path) -> bool:
         result = value["result"]
@@ -274,8 +342,8 @@ class WriteComponent(Component):
                 summary[f"{step_id}_rows"] = int(len(rows))
             elif getattr(result, "size", None) is not None:
                 doc["intersection"] = int(result.size)
-            if getattr(result, "total", None) is not None:
-                doc["total"] = result.total
+            if isinstance(value, dict) and value.get("sum") is not None:
+                doc["sum"] = value["sum"]
             name = f"{step_id}-summary.json"
             path = ctx.workdir / name
             tmp = path.with_suffix(".json.part")
@@ -335,7 +403,9 @@ class PirComponent(Component):
             raise InputError("pir 'columns' is a comma-separated list of the owner's columns")
         return {**params, "mode": mode}
 
-    def columns(self, table: TableSource) -> list[str]:
+    def columns(self, table: TableSource, params: dict[str, Any]) -> list[str]:
+        if params.get("columns"):
+            return [table.id_column, *[c.strip() for c in str(params["columns"]).split(",") if c.strip()]]
         return [table.id_column, *table.features]
 
     def run(self, ctx: StepContext) -> StepResult:

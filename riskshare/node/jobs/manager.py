@@ -168,7 +168,7 @@ class JobManager(PeerSide, AttemptRunner):
         now = utcnow()
         with self.ctx.db.session() as s:
             table = source_of(get_table(s, spec.table))
-            columns = sorted({c for st in steps for c in get_component(st["op"]).columns(table)})
+            columns = sorted({c for st in steps for c in get_component(st["op"]).columns(table, st["params"])})
             manifest = {
                 "job_id": job_id, "name": spec.name, "initiator": home.name, "purpose": spec.purpose,
                 "result_to": spec.result_to, "timeout": spec.timeout, "steps": steps, "ops": ops,

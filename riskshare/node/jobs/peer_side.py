@@ -45,7 +45,7 @@ class PeerSide:
             mine["steps"] = steps
             mine["tables"] = {"initiator": dict(manifest["tables"]["initiator"]),
                               "responder": {"table": spec.table, "columns": sorted(
-                                  {c for st in steps for c in get_component(st["op"]).columns(table)})}}
+                                  {c for st in steps for c in get_component(st["op"]).columns(table, st["params"])})}}
             job = Job(id=job_id, name=spec.name, role="responder", peer=peer, state="waiting_approval",
                       manifest=mine, table_name=spec.table, purpose=spec.purpose, created_by=f"peer:{peer}",
                       created_at=now, updated_at=now, attempt=0, local_decision="pending",
