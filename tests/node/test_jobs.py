@@ -75,7 +75,7 @@ def test_result_to_both_needs_a_grant_that_allows_it(tmp_path: Path) -> None:
 
 def test_operations_not_yet_available_say_so(nodes: Pair) -> None:
     with analyst(nodes, "bank") as bank:
-        for op in ("train", "predict"):
+        for op in ("binning", "evaluate"):
             with pytest.raises(InputError, match=f"operation '{op}' is not available"):
                 bank.submit({"peer": "broker", "table": "risk_clients", "peer_table": "broker_risk",
                              "purpose": "x", "op": op})

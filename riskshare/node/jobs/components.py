@@ -498,3 +498,19 @@ register(ReadComponent())
 register(PsiComponent())
 register(PirComponent())
 register(WriteComponent())
+
+
+def _register_ml() -> None:
+    """train, predict and iv, when riskshare.ml (vertical federated learning) is part of this installation."""
+    import importlib.util
+
+    if importlib.util.find_spec("riskshare.ml") is None or importlib.util.find_spec("riskshare.ml.jobs") is None:
+        return
+    from . import ml_components
+
+    ml_components.register_all()
+    for op in ("train", "predict"):
+        PLANNED.pop(op, None)
+
+
+_register_ml()
