@@ -94,8 +94,11 @@ def _op_command(op: str, helptext: str) -> None:
 _op_command("psi", "Private set intersection of --table with the peer's --peer-table; prints the job id last.")
 _op_command("pir", "Keyword PIR: look the IDs of --table up in the peer's --peer-table (--param mode=cached|pir, "
                    "--param columns=a,b); prints the job id last.")
-_op_command("train", "Vertical federated training (available once riskshare.ml lands).")
-_op_command("predict", "Vertical federated prediction (available once riskshare.ml lands).")
+_op_command("train", "Vertical federated training (needs riskshare.ml; --param algorithm=lr|secureboost); "
+                     "prints the job id last.")
+_op_command("predict", "Score with a trained model (needs riskshare.ml; --param model_job=JOB_ID of the training "
+                       "job); prints the job id last.")
+_op_command("iv", "WOE and information value of both nodes' features (needs riskshare.ml); prints the job id last.")
 
 
 @job.command("list")
