@@ -71,7 +71,8 @@ def _values(table: pa.Table, prepared, column: str, scale: int, source: Path):
 def _rejects_path(rejects: Path | None, output: Path | None, input_path: Path) -> Path:
     if rejects:
         return rejects
-    base = output if output else Path(input_path.name)
+    # Next to the output, or else next to the input: never in whatever directory the command ran from.
+    base = output if output else input_path
     return base.with_name(base.stem + ".rejects.csv")
 
 
