@@ -56,7 +56,7 @@ def main(verbose: int) -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to `main`.
-    from . import identity, ml, psi  # noqa: F401
+    from . import identity, ml, psi, scenarios  # noqa: F401
 
 
 _register()

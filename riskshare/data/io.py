@@ -46,6 +46,21 @@ def _detect_encoding(sample: bytes) -> str:
         ) from None
 
 
+def _decode_sample(sample: bytes, enc: str, p: Path) -> str:
+    """Decode the start of the file strictly; only a character cut at the sample's end is forgiven."""
+    try:
+        return sample.decode(enc).lstrip("\ufeff")
+    except LookupError:
+        raise InputError(f"unknown encoding '{enc}'", hint="use utf-8, gbk or gb18030") from None
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 4 and len(sample) == _SNIFF_BYTES:
+            return sample[: exc.start].decode(enc).lstrip("\ufeff")
+        raise InputError(
+            f"{p} is not valid {enc} text (byte {exc.start})",
+            hint="pass --encoding gbk (or the file's real encoding)",
+        ) from None
+
+
 def _sniff_delimiter(text: str) -> str:
     lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
     if not lines:
@@ -110,7 +125,7 @@ def _read_csv(p: Path, delimiter: str | None, encoding: str, strings: bool, stri
     if not sample.strip():
         raise InputError(f"{p} is empty", hint="the file needs a header line and at least one row")
     enc = _detect_encoding(sample) if encoding == "auto" else encoding
-    text = sample.decode(enc, errors="ignore").lstrip("\ufeff")
+    text = _decode_sample(sample, enc, p)
     delim = delimiter or _sniff_delimiter(text)
     header = next(csv.reader(io.StringIO(text), delimiter=delim), [])
     if not header or any(not h.strip() for h in header):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import ssl
 import threading
@@ -42,6 +43,7 @@ log = logging.getLogger("riskshare.net")
 
 _CHUNK = 1 << 30  # OpenSSL takes an int length: write and read in slices below 2 GiB
 _HANDSHAKE_TIMEOUT = 15.0
+_SERVER_RECONNECT_GRACE = 0.5
 
 
 def _recv_exact_into(sock: ssl.SSLSocket, view: memoryview) -> None:
@@ -107,7 +109,8 @@ class NetworkLink(Link):
         self._inbound: set[socket.socket] = set()
         self._inbound_lock = threading.Lock()
         self._channels = {name: _Channel(self, peer) for name, peer in self._peers.items()}
-        threading.Thread(target=self._accept_loop, name=f"rs-accept-{self.name}", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept_loop, name=f"rs-accept-{self.name}", daemon=True)
+        self._acceptor.start()
 
     # -- Link interface ---------------------------------------------------------
     @property
@@ -130,10 +133,11 @@ class NetworkLink(Link):
             channel.close(reason, flush=reason is None)
         self._closed.set()
         self._mailbox.close()
-        _shutdown(self._listener)  # shutdown first: it wakes the thread blocked in accept()
+        _interrupt(self._listener)  # wakes the thread blocked in accept(); it closes the socket
+        self._acceptor.join(timeout=5.0)  # so the port is free when close() returns
         with self._inbound_lock:
             for sock in list(self._inbound):
-                _shutdown(sock)
+                _interrupt(sock)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.close(None if exc is None else _abort_reason(exc))
@@ -144,7 +148,7 @@ class NetworkLink(Link):
             channel.drop()
         with self._inbound_lock:
             for sock in list(self._inbound):
-                _shutdown(sock)
+                _interrupt(sock)
 
     # -- inbound ----------------------------------------------------------------
     def _accept_loop(self) -> None:
@@ -152,8 +156,9 @@ class NetworkLink(Link):
             try:
                 raw, addr = self._listener.accept()
             except OSError:
-                return
+                break
             threading.Thread(target=self._serve_inbound, args=(raw, addr), daemon=True).start()
+        _close(self._listener)
 
     def _serve_inbound(self, raw: socket.socket, addr: tuple[str, int]) -> None:
         raw.settimeout(_HANDSHAKE_TIMEOUT)
@@ -169,7 +174,7 @@ class NetworkLink(Link):
                 )
             self.refused.append(reason)
             log.warning(reason)
-            _shutdown(raw)
+            _close(raw)
             return
         fp = peer_fingerprint(sock)
         peer = self._by_fingerprint.get(fp or "")
@@ -177,7 +182,7 @@ class NetworkLink(Link):
             reason = f"refused a connection from {addr[0]}:{addr[1]}: certificate {fp} is not a pinned peer"
             self.refused.append(reason)
             log.warning(reason)
-            _shutdown(sock)
+            _close(sock)
             return
         with self._inbound_lock:
             self._inbound.add(sock)
@@ -196,7 +201,7 @@ class NetworkLink(Link):
         finally:
             with self._inbound_lock:
                 self._inbound.discard(sock)
-            _shutdown(sock)
+            _close(sock)
 
     def _read_frames(self, sock: ssl.SSLSocket, peer: str) -> None:
         header, payload = _read_frame_header(sock, self.max_message_bytes)
@@ -220,6 +225,7 @@ class NetworkLink(Link):
             header, tag_b = _read_frame_header(sock, self.max_message_bytes)
             if header.kind == framing.KIND_BYE:
                 reason = tag_b.decode(errors="replace")
+                log.debug("%s: BYE from %s (%r)", self.name, peer, reason)
                 error = PeerError(f"peer '{peer}' stopped: {reason}") if reason else PeerError(
                     f"peer '{peer}' closed the session", hint="it finished or was stopped before sending this step"
                 )
@@ -259,13 +265,20 @@ class NetworkLink(Link):
                 if header.seq == last + 1:
                     self._delivered[key] = header.seq
                     self._mailbox.put(peer, tag, Message(header.ptype, value, size))
+                    log.debug("%s: delivered %s #%d from %s", self.name, tag, header.seq, peer)
                 elif header.seq > last + 1:
                     raise ProtocolError(f"frame {header.seq} arrived after {last}: messages were lost")
             _send_all(sock, framing.control_frame(framing.KIND_ACK, header.seq))
 
 
 class _Channel:
-    """Our outgoing stream to one peer: ordered, acknowledged, resent after reconnect."""
+    """Our outgoing stream to one peer: ordered, acknowledged, resent after reconnect.
+
+    One thread owns the connection and is the only one that touches it (OpenSSL
+    objects must not be used from two threads at once): it connects, writes
+    frames, reads the peer's acknowledgements, notices a dead connection, sends
+    BYE and closes. Other threads only queue frames and wake it.
+    """
 
     def __init__(self, link: NetworkLink, peer: PinnedPeer) -> None:
         self.link = link
@@ -274,35 +287,45 @@ class _Channel:
         self._next_seq = 1
         self._pending: deque[tuple[int, framing.Encoded]] = deque()  # sent or not, not yet acknowledged
         self._written = 0  # highest seq written on the current connection
+        self._writing = 0  # highest seq handed to a connection at least once
         self._sock: ssl.SSLSocket | None = None
-        self._generation = 0  # bumps on every (re)connect, so stale ack readers stop
         self._error: RiskshareError | None = None
         self._closing = False
+        self._bye: str | None = None  # reason to send in our BYE frame
         self._peer_gone: RiskshareError | None = None  # the peer said BYE
         self._ever_connected = False
         self._incarnation = os.urandom(16)  # names our outgoing stream; sequence numbers belong to it
         self._thread: threading.Thread | None = None
+        self._drop_requested = False  # reset(): the owner thread closes the old connection
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
 
-    # called from protocol threads
+    # -- called from protocol threads ------------------------------------------
     def send(self, encoded: framing.Encoded) -> None:
         with self._cv:
             if self._error:
                 raise self._error
+            if self._peer_gone is not None:
+                raise self._peer_gone
+            if self._closing:
+                raise RiskshareError(f"the link to '{self.peer.name}' is closed")
             seq = self._next_seq
             self._next_seq += 1
             encoded.prefix = _with_seq(encoded.prefix, seq)
             self._pending.append((seq, encoded))
-            if self._thread is None:  # the thread clears this, under the lock, when it exits
-                self._thread = threading.Thread(
-                    target=self._run, name=f"rs-send-{self.link.name}-{self.peer.name}", daemon=True
-                )
-                self._thread.start()
-            self._cv.notify_all()
-            # Backpressure and error surfacing: wait until the frame is on the wire.
-            deadline = time.monotonic() + self.link.default_timeout
+            self._ensure_thread()
+            self._wake()
+            # Backpressure and error surfacing: wait until the frame is on the wire. The owner thread gives
+            # up on an unreachable peer after its own window, so this deadline is only a backstop.
+            deadline = time.monotonic() + self.link.default_timeout + self.link.reconnect_window + 5.0
             while self._written < seq and self._error is None:
-                if not any(s == seq for s, _ in self._pending):
-                    break  # already acknowledged (possible after a reconnect)
+                if self._peer_gone is not None:
+                    if self._writing >= seq:
+                        return  # on the wire when the peer said goodbye: it may well have read it
+                    raise self._peer_gone  # it left before our frame went out
+                if not self._pending or self._pending[0][0] > seq:
+                    return  # already acknowledged (possible after a reconnect)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise PeerUnavailable(
@@ -311,7 +334,7 @@ class _Channel:
                         hint="check that the peer is running and reachable",
                     )
                 self._cv.wait(min(remaining, 1.0))
-            if self._error:
+            if self._written < seq and self._error:
                 raise self._error
 
     def close(self, reason: str | None, flush: bool) -> None:
@@ -323,109 +346,167 @@ class _Channel:
                         break
                     self._cv.wait(0.2)
             self._closing = True
-            sock = self._sock
-            self._cv.notify_all()
-        if sock is None and reason and self._peer_gone is None:
-            try:  # an aborting party tells the peer why, even if it never sent it anything
-                sock = self._handshake()
-            except (OSError, ssl.SSLError, ConnectionError, RiskshareError):
-                sock = None
-        if sock is not None:
+            self._bye = reason or ""
+            thread = self._thread
+            self._wake()
+        if thread is not None:
+            thread.join(timeout=10.0)
+        elif reason and self._peer_gone is None:
+            # An aborting party tells the peer why, even if it never sent it anything.
             try:
-                bye = (reason or "")[: framing.MAX_TAG_BYTES // 4].encode()
-                _send_all(sock, framing.control_frame(framing.KIND_BYE, 0, bye))
-            except (OSError, ssl.SSLError):
+                sock = self._handshake()
+                _send_all(sock, _bye_frame(reason))
+                _close(sock)
+            except (OSError, ssl.SSLError, ConnectionError, RiskshareError):
                 pass
-            _shutdown(sock)
+        self._wake_r.close()
+        self._wake_w.close()
 
     def peer_closed(self, error: RiskshareError) -> None:
         """The peer ended its session: stop reconnecting; unsent messages can no longer arrive."""
         with self._cv:
+            # The peer will read nothing more. What we wrote before its BYE may well have been delivered
+            # (acknowledgements travel on another connection than its BYE), so nothing already sent is
+            # an error; unacknowledged frames are dropped rather than resent, and new sends fail.
             self._peer_gone = error
-            if self._pending:
-                self._error = error
+            self._pending.clear()
             self._cv.notify_all()
+            self._wake()
 
     def reset(self) -> None:
         """The peer restarted: start a fresh outgoing stream (new incarnation, sequence from 1)."""
         with self._cv:
-            sock = self._sock
-            self._sock = None
-            self._generation += 1
             self._incarnation = os.urandom(16)
             self._next_seq = 1
             self._pending.clear()
             self._written = 0
+            self._writing = 0
             self._error = None
             self._peer_gone = None
             self._ever_connected = False
+            self._drop_requested = True
             self._cv.notify_all()
-        if sock is not None:
-            _shutdown(sock)
+            self._wake()
 
     def drop(self) -> None:
+        """Cut the connection (tests); the owner thread notices and reconnects."""
         with self._cv:
-            sock = self._sock
-        if sock is not None:
-            _shutdown(sock)
+            if self._sock is not None:
+                _interrupt(self._sock)
 
-    # the channel's own thread
+    def _ensure_thread(self) -> None:
+        if self._thread is None:  # the thread clears this, under the lock, when it exits
+            self._thread = threading.Thread(
+                target=self._run, name=f"rs-send-{self.link.name}-{self.peer.name}", daemon=True
+            )
+            self._thread.start()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"w")
+        except (BlockingIOError, OSError):
+            pass  # already awake, or closing
+
+    # -- the owner thread --------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._closing and self._sock is not None and not self._has_unwritten():
-                    self._cv.wait(1.0)
-                if self._closing:
-                    self._thread = None
-                    return
-                sock = self._sock
-                item = None
-                if sock is not None:
-                    item = next((p for p in self._pending if p[0] > self._written), None)
-            if sock is None:
+        sock: ssl.SSLSocket | None = None
+        lost_at = 0.0
+        try:
+            while True:
                 with self._cv:
-                    if self._peer_gone is not None and not self._pending:
-                        self._thread = None
-                        return  # the peer finished; nothing left to deliver
-                if not self._connect():
-                    with self._cv:
-                        self._thread = None
-                    return
-                continue
-            if item is None:
-                continue
-            seq, encoded = item
-            try:
-                if encoded.body.nbytes <= 64 * 1024:  # small: one write, one TLS record
-                    _send_all(sock, encoded.prefix + encoded.body.tobytes())
-                else:  # large: no copy of the body
-                    _send_all(sock, encoded.prefix)
-                    _send_all(sock, encoded.body)
-            except (OSError, ssl.SSLError):
-                self._lost(sock)
-                continue
+                    if self._drop_requested and sock is not None:
+                        self._drop_requested = False
+                        self._sock = None
+                        _close(sock)
+                        sock = None
+                    if self._closing:
+                        break
+                    if sock is None and self._peer_gone is not None and not self._pending:
+                        break  # the peer finished; nothing left to deliver
+                    if sock is None and self.link.peer_restarts == "accept" and (
+                        not self._pending or time.monotonic() - lost_at < _SERVER_RECONNECT_GRACE
+                    ):
+                        # A server reconnects only when it has something to say, and not at once after losing
+                        # a client: its BYE (processed on another thread) may be on its way, and an eager
+                        # reconnect could carry a stale reply to the next client process.
+                        self._cv.wait(0.1)
+                        continue
+                    item = next((p for p in self._pending if p[0] > self._written), None) if sock else None
+                if sock is None:
+                    sock = self._connect()
+                    if sock is None:
+                        break
+                    continue
+                try:
+                    if item is not None:
+                        with self._cv:
+                            self._writing = max(self._writing, item[0])
+                        _write_frame(sock, item[1])
+                        with self._cv:
+                            self._written = max(self._written, item[0])
+                            self._cv.notify_all()
+                        self._read_acks(sock, timeout=0.0)
+                    else:
+                        self._read_acks(sock, timeout=1.0)
+                except (OSError, ssl.SSLError, ConnectionError, ProtocolError):
+                    with self._cv:  # connection lost: reconnect and resend what is unacknowledged
+                        self._sock = None
+                        self._written = 0
+                    _close(sock)
+                    sock = None
+                    lost_at = time.monotonic()
+        finally:
+            if sock is not None:
+                if self._closing:
+                    try:
+                        _send_all(sock, _bye_frame(self._bye or ""))
+                    except (OSError, ssl.SSLError):
+                        pass
+                _close(sock)
             with self._cv:
-                if self._sock is sock:
-                    self._written = max(self._written, seq)
+                self._sock = None
+                self._thread = None
                 self._cv.notify_all()
 
-    def _has_unwritten(self) -> bool:
-        return bool(self._pending) and self._pending[-1][0] > self._written
+    def _read_acks(self, sock: ssl.SSLSocket, timeout: float) -> None:
+        """Read whatever acknowledgements have arrived; wait up to ``timeout`` for the first one or a wake-up."""
+        while True:
+            if not sock.pending():
+                ready, _, _ = select.select([sock, self._wake_r], [], [], timeout)
+                if self._wake_r in ready:
+                    try:
+                        self._wake_r.recv(4096)
+                    except (BlockingIOError, OSError):
+                        pass
+                    return
+                if sock not in ready:
+                    return
+            header, _ = _read_frame_header(sock, 0)  # EOF raises: the connection is gone
+            if header.kind != framing.KIND_ACK:
+                raise ProtocolError("unexpected frame on an outgoing connection")
+            with self._cv:
+                while self._pending and self._pending[0][0] <= header.seq:
+                    self._pending.popleft()
+                self._cv.notify_all()
+            timeout = 0.0
 
-    def _connect(self) -> bool:
-        """(Re)connect with backoff until ``reconnect_window`` passes; False if we gave up."""
+    def _connect(self) -> ssl.SSLSocket | None:
+        """(Re)connect with backoff; None if we gave up (the failure is recorded)."""
         started = time.monotonic()
         delay = 0.05
         last_error = "no attempt made"
         # The first connection may wait for the peer to start (up to the step timeout);
         # once we have talked, a peer gone for longer than reconnect_window is treated as dead.
         window = self.link.reconnect_window if self._ever_connected else self.link.default_timeout
-        while not self._closing:
+        while True:
+            with self._cv:
+                if self._closing or (self._peer_gone is not None and not self._pending):
+                    return None
             try:
                 sock = self._handshake()
             except CertificateMismatch as exc:
                 self._fail(exc)
-                return False
+                return None
             except (OSError, ssl.SSLError, ConnectionError, ProtocolError) as exc:
                 last_error = _ssl_reason(exc)
                 if time.monotonic() - started > window:
@@ -437,13 +518,12 @@ class _Channel:
                             "`riskshare peer list` is right",
                         )
                     )
-                    return False
+                    return None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
             self._ever_connected = True
-            return True
-        return False
+            return sock
 
     def _handshake(self) -> ssl.SSLSocket:
         ctx = client_context(self.link.identity, self.peer)
@@ -452,16 +532,19 @@ class _Channel:
         try:
             sock = ctx.wrap_socket(raw)
         except ssl.SSLCertVerificationError:
-            _shutdown(raw)
+            _close(raw)
             shown = presented_fingerprint(self.peer.host, self.peer.port) or "unknown"
             raise CertificateMismatch(
                 f"the node at {self.peer.address} presented certificate {shown}, which is not the certificate "
                 f"pinned for peer '{self.peer.name}' ({self.peer.fingerprint})",
                 hint="confirm the fingerprint with the peer's operator and re-pin it with `riskshare peer add`",
             ) from None
+        except BaseException:
+            _close(raw)
+            raise
         fp = peer_fingerprint(sock)
         if fp != self.peer.fingerprint:
-            _shutdown(sock)
+            _close(sock)
             raise CertificateMismatch(
                 f"the node at {self.peer.address} presented certificate {fp}, not the one pinned for "
                 f"'{self.peer.name}' ({self.peer.fingerprint})",
@@ -471,7 +554,7 @@ class _Channel:
             _send_all(sock, framing.control_frame(framing.KIND_HELLO, 0, self._incarnation))
             header, _ = _read_frame_header(sock, 0)
         except ssl.SSLError as exc:
-            _shutdown(sock)
+            _close(sock)
             if "certificate" in str(exc).lower() or "unknown ca" in str(exc).lower():
                 raise CertificateMismatch(
                     f"peer '{self.peer.name}' at {self.peer.address} refused our certificate: it has not pinned "
@@ -480,54 +563,38 @@ class _Channel:
                     "`riskshare peer add`",
                 ) from None
             raise
+        except BaseException:
+            _close(sock)
+            raise
         if header.kind != framing.KIND_HELLO_ACK:
-            _shutdown(sock)
+            _close(sock)
             raise ProtocolError("peer did not answer HELLO")
+        sock.settimeout(None)  # blocking: this thread waits in select(), never in a read that may not end
         with self._cv:
             self._sock = sock
-            self._generation += 1
-            generation = self._generation
             while self._pending and self._pending[0][0] <= header.seq:
                 self._pending.popleft()
             self._written = header.seq
             self._cv.notify_all()
-        threading.Thread(target=self._read_acks, args=(sock, generation), daemon=True).start()
         return sock
-
-    def _read_acks(self, sock: ssl.SSLSocket, generation: int) -> None:
-        try:
-            sock.settimeout(None)  # idle is normal; the protocol's own recv timeouts catch hangs
-            while True:
-                header, _ = _read_frame_header(sock, 0)
-                if header.kind != framing.KIND_ACK:
-                    raise ProtocolError("unexpected frame on an outgoing connection")
-                with self._cv:
-                    while self._pending and self._pending[0][0] <= header.seq:
-                        self._pending.popleft()
-                    self._cv.notify_all()
-        except (OSError, ssl.SSLError, ConnectionError, ProtocolError):
-            with self._cv:
-                if self._generation == generation and not self._closing:
-                    self._lost(sock, locked=True)
-
-    def _lost(self, sock: ssl.SSLSocket, locked: bool = False) -> None:
-        """The connection broke: forget it; the thread reconnects and resends what is unacknowledged."""
-        if not locked:
-            with self._cv:
-                self._lost(sock, locked=True)
-            return
-        if self._sock is sock:
-            self._sock = None
-            self._written = 0
-            self._generation += 1
-            self._cv.notify_all()
-        _shutdown(sock)
 
     def _fail(self, error: RiskshareError) -> None:
         with self._cv:
             self._error = error
             self._cv.notify_all()
         self.link._mailbox.fail_peer(self.peer.name, error)
+
+
+def _write_frame(sock: ssl.SSLSocket, encoded: framing.Encoded) -> None:
+    if encoded.body.nbytes <= 64 * 1024:  # small: one write, one TLS record
+        _send_all(sock, encoded.prefix + encoded.body.tobytes())
+    else:  # large: no copy of the body
+        _send_all(sock, encoded.prefix)
+        _send_all(sock, encoded.body)
+
+
+def _bye_frame(reason: str) -> bytes:
+    return framing.control_frame(framing.KIND_BYE, 0, reason.encode()[: framing.MAX_TAG_BYTES])
 
 
 def _with_seq(prefix: bytes, seq: int) -> bytes:
@@ -547,11 +614,20 @@ def _discard(sock: ssl.SSLSocket, size: int) -> None:
         left -= n
 
 
-def _shutdown(sock: socket.socket) -> None:
+def _interrupt(sock: socket.socket) -> None:
+    """Make a socket owned by another thread fail its pending and next calls (never close it from here:
+    its file descriptor could be reused by a new connection while the owner still reads it)."""
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        # socket.socket.shutdown, not SSLSocket.shutdown: the latter drops the TLS state, and the owner's
+        # next read would then return raw TLS bytes still queued in the kernel as if they were data.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def _close(sock: socket.socket) -> None:
+    """Shut down and close a socket this thread owns."""
+    _interrupt(sock)
     try:
         sock.close()
     except OSError:

@@ -1,0 +1,1 @@
+"""The four scenarios end to end: synthetic data, job templates, the demo and its report."""
