@@ -66,7 +66,7 @@ def fit(X: np.ndarray, max_bin: int = 32, method: str = "quantile") -> Binning:
     for j in range(X.shape[1]):
         col = X[:, j]
         if method == "quantile":
-            qs = np.quantile(col, np.arange(1, max_bin) / max_bin, method="linear")
+            qs = np.quantile(col, np.arange(1, max_bin) / max_bin, method="inverted_cdf")
             c = np.unique(qs)
             # a cut equal to the minimum leaves bin 0 empty: drop it
             c = c[c > col.min()]

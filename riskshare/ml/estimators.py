@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..net import memory_pair
+from ..net import MemoryHub
 from . import lr as lr_protocol
 from . import secureboost as sb_protocol
 from . import woe as woe_protocol
@@ -27,31 +27,35 @@ GUEST, HOST = "guest", "host"
 
 
 def run_pair(guest_fn: Callable[[Any], Any], host_fn: Callable[[Any], Any], *, timeout: float = 3600.0) -> tuple[Any, Any]:
-    """Run ``guest_fn(link)`` here and ``host_fn(link)`` in a thread over an in-memory link; return both results."""
-    g_link, h_link = memory_pair(GUEST, HOST, timeout=timeout)
+    """Run ``guest_fn(link)`` here and ``host_fn(link)`` in a thread over an in-memory link; return both results.
+
+    The first side to fail closes the link (so the other stops waiting) and its error is the one raised.
+    """
+    hub = MemoryHub([GUEST, HOST], timeout=timeout)
     out: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def failed(exc: BaseException) -> None:
+        with lock:
+            out.setdefault("error", exc)
+        hub.close()
 
     def host() -> None:
         try:
-            out["host"] = host_fn(h_link)
+            out["host"] = host_fn(hub[HOST])
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            out["host_error"] = exc
-            h_link.close()
+            failed(exc)
 
     thread = threading.Thread(target=host, name="riskshare-host", daemon=True)
     thread.start()
     try:
-        guest = guest_fn(g_link)
-    except BaseException:
-        g_link.close()
-        thread.join(timeout=5)
-        if "host_error" in out:
-            raise out["host_error"]
-        raise
+        out["guest"] = guest_fn(hub[GUEST])
+    except BaseException as exc:  # noqa: BLE001
+        failed(exc)
     thread.join()
-    if "host_error" in out:
-        raise out["host_error"]
-    return guest, out["host"]
+    if "error" in out:
+        raise out["error"]
+    return out["guest"], out["host"]
 
 
 def _check_aligned(X_guest: Any, X_host: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -97,11 +97,12 @@ F_ETA = 40          # step size
 @dataclass
 class LRParams:
     max_iter: int = 30
-    learning_rate: float = 0.5
+    learning_rate: float = 0.4
     lr_decay: float = 0.0          # step size η_t = learning_rate / (1 + lr_decay·t)
     momentum: bool = True          # Nesterov acceleration
     l2: float = 1e-4               # penalty (l2/2)·||w||^2 on the mean loss; the intercept is not penalised
-    tol: float = 1e-4              # early stopping on the gradient norm (0: run max_iter iterations)
+    tol: float = 1e-4              # early stopping on the gradient norm (0: run max_iter iterations,
+                                   # without the gradient-norm opening and adaptive momentum restarts)
     fit_intercept: bool = True
     local_iter: int = 25           # Newton iterations of the guest's local start model
     he_scheme: str = "ou"
@@ -304,7 +305,11 @@ def train_guest(
     s0 = _sigmoid(z0)
     beta = np.maximum(s0 * (1 - s0), 1e-6)
     c = s0 - beta * z0 - y
-    L_G = _whitener(A.T @ (A * beta[:, None]) / n)
+    pen_diag = np.full(A.shape[1], p.l2)
+    if p.fit_intercept:
+        pen_diag[-1] = 0.0
+    # whiten with the penalised curvature, so that the penalty cannot make the whitened problem stiff
+    L_G = _whitener(A.T @ (A * beta[:, None]) / n + np.diag(pen_diag))
     Gw = A @ L_G
     dg = Gw.shape[1]
     link.send_json(peer, f"{PREFIX}/beta_mean", float(beta.mean()))
@@ -403,7 +408,7 @@ def train_host(
     beta_mean = link.recv_json(peer, f"{PREFIX}/beta_mean")
     if not isinstance(beta_mean, (int, float)) or not 0 < beta_mean <= 0.25:
         raise ProtocolError(f"peer '{peer}' sent an invalid mean weight")
-    L_H = _whitener(X.T @ X / n * beta_mean)
+    L_H = _whitener(X.T @ X / n * beta_mean + p.l2 * np.eye(dh))
     Hw = X @ L_H
     h_int = np.rint(Hw * float(2**F_H)).astype(np.int64)
     hh_int = np.rint(Hw * float(2**F_HH)).astype(np.int64)
@@ -475,10 +480,13 @@ def _iterate(link: Link, peer: str, sk: he.PrivateKey, peer_pk: he.PublicKey, M:
     """Nesterov gradient descent on shares; returns this party's share of θ (scale F_T)."""
     theta = [0] * d
     prev = [0] * d
+    last_norm = math.inf
+    restart_at = 1
     value_bits = 48 + F_T  # |θ| < 2^48 in whitened units: far beyond any sane weight
     y_bits = value_bits + KAPPA + 3  # a fresh share of θ, and θ + μ(θ - θ_prev) from such shares
     for t in range(1, p.max_iter + 1):
-        mu = (t - 1) / (t + 2) if p.momentum else 0.0
+        k = t - restart_at + 1
+        mu = (k - 1) / (k + 2) if p.momentum else 0.0
         mu_i = int(round(mu * 2**16))
         y = [a + ((mu_i * (a - b)) >> 16) for a, b in zip(theta, prev)]
         local = [sum(M[i][j] * y[j] for j in range(d)) for i in range(d)]
@@ -494,8 +502,15 @@ def _iterate(link: Link, peer: str, sk: he.PrivateKey, peer_pk: he.PublicKey, M:
             norm2 = _open_norm(link, peer, f"{PREFIX}/it{t}/norm", sk, peer_pk, g, guest)
             gnorm = math.isqrt(max(norm2, 0)) / 2.0**F_T / n
             log(iteration=f"{t}/{p.max_iter}", grad_norm=gnorm)
+            if not gnorm < 1e6:
+                raise InputError("hetero LR diverged (the gradient keeps growing)",
+                                 hint="lower learning_rate, or raise l2 for strongly correlated features")
             if p.tol > 0 and gnorm < p.tol:
                 break
+            if gnorm > last_norm:  # adaptive restart (O'Donoghue & Candès 2015): drop the momentum
+                prev = theta
+                restart_at = t + 1
+            last_norm = gnorm
     return theta
 
 

@@ -258,8 +258,10 @@ def train_guest(
 
     for t in range(p.n_trees):
         prob = _sigmoid(F)
-        g = prob - y
-        h = prob * (1 - prob)
+        # gradients on the fixed-point grid everywhere: sums of such values are exact in float64
+        # (n·2^frac < 2^53), so guest-side and decrypted host-side sums are bit-identical
+        g = np.rint((prob - y) * scale) / scale
+        h = np.rint(prob * (1 - prob) * scale) / scale
         sampled = rng.random(n) < p.subsample if p.subsample < 1 else np.ones(n, dtype=bool)
         if not sampled.any():
             sampled[rng.integers(n)] = True
@@ -267,7 +269,7 @@ def train_guest(
         link.send_json(peer, f"{PREFIX}/tree", {"t": t, "use_host": use_host})
         if use_host:
             link.send(peer, f"{PREFIX}/sampled", _packbits(sampled))
-            gi = np.rint(g[sampled] * scale).astype(np.int64)
+            gi = np.rint(g[sampled] * scale).astype(np.int64)  # exact: g is on the grid already
             hi = np.rint(h[sampled] * scale).astype(np.int64)
             packed = he.pack([gi, hi], slot)
             send_ciphertexts(link, peer, f"{PREFIX}/gh", sk.encrypt(packed))
@@ -333,14 +335,16 @@ def _grow_tree_guest(link, peer, sk, p, Xb, g, h, sampled, g_feats, g_ks, offset
                 if len(cg):
                     gains = _gains(cg, ch, G, H, p)
                     i = int(np.argmax(gains))
-                    if gains[i] > best_gain + 1e-12:
+                    if gains[i] > best_gain:
                         best_gain, best = float(gains[i]), ("guest", int(g_feats[i]), int(g_ks[i]))
             if n_cand and k in host_hist:
                 GL, HL = host_hist[k]
                 gains = _gains(GL, HL, G, H, p)
                 i = int(np.argmax(gains))
-                if gains[i] > best_gain + 1e-12:
-                    best_gain, best = float(gains[i]), ("host", i, None)
+                if gains[i] > best_gain:
+                    # every candidate with the same gain: the host keeps the first in its own column order
+                    tied = np.flatnonzero(gains == gains[i]).tolist()
+                    best_gain, best = float(gains[i]), ("host", tied, None)
             decisions[k] = (best, G, H, best_gain)
         host_splits = [[k, d[0][1]] for k, d in decisions.items() if d[0] is not None and d[0][0] == "host"]
         if n_cand:
@@ -461,12 +465,19 @@ def train_host(
                 raise ProtocolError(f"peer '{peer}' sent malformed splits")
             masks = []
             for item in chosen:
-                if (not isinstance(item, list) or len(item) != 2 or not all(isinstance(v, int) for v in item)
-                        or not 0 <= item[1] < n_cand):
+                if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], int)
+                        or not isinstance(item[1], list) or not item[1] or len(item[1]) > n_cand
+                        or not all(isinstance(c, int) and 0 <= c < n_cand for c in item[1])):
                     raise ProtocolError(f"peer '{peer}' sent a malformed split {item!r}")
-                k, c = item
-                j, kb = int(feats[perm[c]]), int(ks[perm[c]])
+                k = item[0]
+                canonical = min(int(perm[c]) for c in item[1])  # ties: the first in column and bin order
+                j, kb = int(feats[canonical]), int(ks[canonical])
                 rows = np.flatnonzero(node_of == k)
+                # equal candidates (empty bins in this node) split the node's rows alike: keep the lowest
+                # threshold, as a plaintext search in bin order would
+                present = np.bincount(Xb[rows[sampled[rows]], j], minlength=int(bins.n_bins[j]))
+                while kb > 0 and present[kb] == 0:
+                    kb -= 1
                 masks.append(_packbits(Xb[rows, j] <= kb))
                 lookup.append({"tree": t, "node": k, "feature": j, "threshold": float(bins.cuts[j][kb])})
             if chosen:
