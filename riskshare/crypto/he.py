@@ -486,8 +486,30 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _worker_init(spec_id: str, scheme: str, material: dict[str, Any], private: bool) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A worker must not outlive its parent (killed with SIGKILL, the pool cannot tell it to stop)."""
+    try:  # Linux: the kernel signals us when the parent dies
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="riskshare-he-watchdog", daemon=True).start()
+
+
+def _worker_init(spec_id: str, scheme: str, material: dict[str, Any], private: bool, parent: int) -> None:
     from . import ou, paillier
+
+    _exit_with_parent(parent)
 
     module = paillier if scheme == "paillier" else ou
     _WORKER_KEYS[spec_id] = module.rebuild(material, private)
@@ -511,7 +533,7 @@ def _pool_for(owner: PublicKey | PrivateKey, workers: int) -> tuple[ProcessPoolE
         if pool is None:
             pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=_context(),
-                initializer=_worker_init, initargs=(spec_id, scheme, material, private),
+                initializer=_worker_init, initargs=(spec_id, scheme, material, private, os.getpid()),
             )
         _POOLS[key] = pool  # most recently used last
         while len(_POOLS) > MAX_POOLS:
