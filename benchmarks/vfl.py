@@ -180,7 +180,8 @@ def iv_run(paths: dict[str, Path], work: Path) -> dict:
     diffs = []
     host_cuts = {f["name"]: f["cuts"] for f in host_report["features"]}
     for f in guest_report["features"]:
-        col = d[f["name"] + ("_g" if f["owner"] == "guest" else "_h")]
+        suffixed = f["name"] + ("_g" if f["owner"] == "guest" else "_h")
+        col = d[suffixed] if suffixed in d.columns else d[f["name"]]
         cuts = f["cuts"] if f["owner"] == "guest" else host_cuts[f["name"]]
         bins = np.searchsorted(np.asarray(cuts), col.values, side="right")
         t = pd.DataFrame({"b": bins, "y": d.y.values}).groupby("b")["y"].agg(["sum", "count"])

@@ -51,6 +51,22 @@ class Binning:
         return cls([np.asarray(c, dtype=np.float64) for c in doc["cuts"]], str(doc["method"]), int(doc["max_bin"]))
 
 
+def _quantile_cuts(col: np.ndarray, max_bin: int) -> np.ndarray:
+    """Equal-frequency cuts at data values: every distinct value gets its own bin when there are at most
+    ``max_bin`` of them (as XGBoost's histogram method does); otherwise, for each target rank
+    k·n/max_bin, the distinct value whose mid-rank is nearest."""
+    values, counts = np.unique(col, return_counts=True)
+    if len(values) <= max_bin:
+        return values[1:]
+    mid = np.cumsum(counts) - counts / 2.0
+    targets = np.arange(1, max_bin) * (len(col) / max_bin)
+    j = np.clip(np.searchsorted(mid, targets), 1, len(values) - 1)
+    nearer_left = (targets - mid[j - 1]) <= (mid[j] - targets)
+    j = np.where(nearer_left, j - 1, j)
+    cuts = np.unique(values[j])
+    return cuts[cuts > values[0]]  # a cut at the minimum would leave bin 0 empty
+
+
 def fit(X: np.ndarray, max_bin: int = 32, method: str = "quantile") -> Binning:
     """Cut points for each column of ``X`` (at most ``max_bin`` bins per feature)."""
     if method not in METHODS:
@@ -66,10 +82,7 @@ def fit(X: np.ndarray, max_bin: int = 32, method: str = "quantile") -> Binning:
     for j in range(X.shape[1]):
         col = X[:, j]
         if method == "quantile":
-            qs = np.quantile(col, np.arange(1, max_bin) / max_bin, method="inverted_cdf")
-            c = np.unique(qs)
-            # a cut equal to the minimum leaves bin 0 empty: drop it
-            c = c[c > col.min()]
+            c = _quantile_cuts(col, max_bin)
         else:
             lo, hi = float(col.min()), float(col.max())
             c = np.linspace(lo, hi, max_bin + 1)[1:-1] if hi > lo else np.zeros(0)

@@ -26,6 +26,7 @@ def reference(Xg, Xh, y, l2):
     return theta
 
 
+@pytest.mark.slow
 def test_federated_lr_matches_plaintext_solution(breast):
     Xg, Xh, y, tr, te = breast["Xg"], breast["Xh"], breast["y"], breast["train"], breast["test"]
     model = HeteroLogisticRegression(max_iter=80, tol=0.0, l2=1e-3).fit(Xg[tr], y[tr], Xh[tr])
@@ -44,9 +45,9 @@ def test_federated_lr_matches_plaintext_solution(breast):
 
 def test_early_stopping_and_history(breast):
     Xg, Xh, y = breast["Xg"], breast["Xh"], breast["y"]
-    model = HeteroLogisticRegression(max_iter=200, tol=5e-3).fit(Xg, y, Xh)
+    model = HeteroLogisticRegression(max_iter=100, tol=2e-2).fit(Xg, y, Xh)
     iters = [h for h in model.history_ if "grad_norm" in h]
-    assert len(iters) < 200 and iters[-1]["grad_norm"] < 5e-3
+    assert len(iters) < 100 and iters[-1]["grad_norm"] < 2e-2
 
 
 def test_each_party_keeps_only_its_weights(breast):
