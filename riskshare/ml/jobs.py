@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterMismatch
 from ..net import Link
-from . import lr, metrics, model as model_store, secureboost, woe
+from . import lr, model as model_store, secureboost, woe
 from .common import TrainLog, check_role
 from .data import PartyTable, align
 
@@ -100,7 +100,3 @@ def information_value(link: Link, peer: str, role: str, table: PartyTable, param
             raise InputError("the guest's table needs a label column (--label)")
         return woe.iv_guest(link, peer, rows.X, rows.y, params, feature_names=rows.feature_names), rows
     return woe.iv_host(link, peer, rows.X, params, feature_names=rows.feature_names), rows
-
-
-def training_metrics(part: Any, rows: PartyTable, scores: np.ndarray) -> dict[str, float]:
-    return {"train_auc": metrics.auc(rows.y, scores), "train_ks": metrics.ks(rows.y, scores)}

@@ -50,12 +50,10 @@ Parameters: HE scheme ``ou`` (Okamoto–Uchiyama, default: faster) or
 from __future__ import annotations
 
 import secrets
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import gmpy2
 import numpy as np
 from gmpy2 import mpz
 
