@@ -471,6 +471,9 @@ def parse_hex(value: Any, name: str, min_bits: int = 1) -> mpz:
 
 # -- parallel execution ---------------------------------------------------------
 
+# Worker pools by key: each holds its key's fixed-base tables. Few keys are live at once (one per
+# running protocol), so the oldest pools are shut down beyond MAX_POOLS.
+MAX_POOLS = 4
 _POOLS: dict[tuple[str, str, int], ProcessPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 _WORKER_KEYS: dict[str, Any] = {}
@@ -483,8 +486,30 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _worker_init(spec_id: str, scheme: str, material: dict[str, Any], private: bool) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A worker must not outlive its parent (killed with SIGKILL, the pool cannot tell it to stop)."""
+    try:  # Linux: the kernel signals us when the parent dies
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="riskshare-he-watchdog", daemon=True).start()
+
+
+def _worker_init(spec_id: str, scheme: str, material: dict[str, Any], private: bool, parent: int) -> None:
     from . import ou, paillier
+
+    _exit_with_parent(parent)
 
     module = paillier if scheme == "paillier" else ou
     _WORKER_KEYS[spec_id] = module.rebuild(material, private)
@@ -502,14 +527,19 @@ def _pool_for(owner: PublicKey | PrivateKey, workers: int) -> tuple[ProcessPoolE
     private = isinstance(owner, PrivateKey)
     spec_id = hashlib.sha256(json.dumps([scheme, private, material], sort_keys=True).encode()).hexdigest()[:16]
     key = (spec_id, scheme, workers)
+    evicted: list[ProcessPoolExecutor] = []
     with _POOLS_LOCK:
-        pool = _POOLS.get(key)
+        pool = _POOLS.pop(key, None)
         if pool is None:
             pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=get_context("forkserver"),
-                initializer=_worker_init, initargs=(spec_id, scheme, material, private),
+                max_workers=workers, mp_context=_context(),
+                initializer=_worker_init, initargs=(spec_id, scheme, material, private, os.getpid()),
             )
-            _POOLS[key] = pool
+        _POOLS[key] = pool  # most recently used last
+        while len(_POOLS) > MAX_POOLS:
+            evicted.append(_POOLS.pop(next(iter(_POOLS))))
+    for old in evicted:
+        old.shutdown(wait=False, cancel_futures=False)
     return pool, spec_id
 
 
@@ -525,8 +555,29 @@ def shutdown_pools() -> None:
 atexit.register(shutdown_pools)
 
 
+def _context():
+    """fork where the platform has it: workers only run GMP arithmetic on copies of the key tables, and
+    unlike spawn/forkserver it does not re-import the caller's ``__main__`` (a script without a main
+    guard, or one read from stdin, would otherwise break)."""
+    import multiprocessing
+
+    return get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+
+
+def _main_importable() -> bool:
+    """spawn re-imports ``__main__`` by path; a script read from stdin cannot be (run inline then)."""
+    import sys
+
+    if _context().get_start_method() == "fork":
+        return True
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is None or os.path.exists(path)
+
+
 def _parallel(owner: PublicKey | PrivateKey, op: str, items: list, workers: int | None) -> list:
     n_workers = default_workers() if workers is None else max(1, workers)
+    if n_workers > 1 and not _main_importable():
+        n_workers = 1
     local = owner._encrypt_local if op == "encrypt" else owner._decrypt_raw  # type: ignore[union-attr]
     if n_workers == 1 or len(items) < PARALLEL_MIN:
         return local(items)
