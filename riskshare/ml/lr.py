@@ -186,8 +186,10 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _local_logistic(X: np.ndarray, y: np.ndarray, l2: float, iters: int, intercept: bool) -> np.ndarray:
-    """Newton's method for the guest's own model (plaintext, local); returns coefficients (incl. intercept last)."""
+def fit_plain_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-4, iters: int = 25,
+                       intercept: bool = True) -> np.ndarray:
+    """Newton's method on one party's own data (plaintext, local): the guest's start model, and the
+    one-party baseline a federated model is compared with. Returns the coefficients, intercept last."""
     n = len(X)
     A = np.c_[X, np.ones(n)] if intercept else X
     pen = np.full(A.shape[1], l2)
@@ -299,7 +301,7 @@ def train_guest(
     peer_pk = recv_public_key(link, peer, f"{PREFIX}/pk", scheme=p.he_scheme, bits=p.key_bits)
 
     # 2. local start model, IRLS weights, whitening
-    w0 = _local_logistic(X, y, p.l2, p.local_iter, p.fit_intercept)
+    w0 = fit_plain_logistic(X, y, p.l2, p.local_iter, p.fit_intercept)
     A = np.c_[X, np.ones(n)] if p.fit_intercept else X
     z0 = A @ w0
     s0 = _sigmoid(z0)
