@@ -56,7 +56,8 @@ def main(verbose: int) -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to `main`.
-    from . import identity, ml, psi, scenarios  # noqa: F401
+    from . import identity, ml, pir, psi, scenarios  # noqa: F401
+    from . import audit, grants, jobs, node, tables, users  # noqa: F401  (the node service's commands)
 
 
 _register()

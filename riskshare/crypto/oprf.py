@@ -156,12 +156,19 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _parallel(n: int, work: Callable[[int, int], None], progress: Progress | None) -> None:
-    """Run ``work(start, stop)`` over chunks of ``range(n)`` on every core, re-raising the first error."""
+def _parallel(n: int, work: Callable[[int, int], None], progress: Progress | None,
+              on_chunk: Callable[[int, int], None] | None = None) -> None:
+    """Run ``work(start, stop)`` over chunks of ``range(n)`` on every core, re-raising the first error.
+
+    ``on_chunk(start, stop)`` runs on the calling thread, in order, as each chunk is done,
+    while the pool works on the next ones.
+    """
     if n == 0:
         return
     if n <= _CHUNK:
         work(0, n)
+        if on_chunk:
+            on_chunk(0, n)
         if progress:
             progress(n, n)
         return
@@ -171,6 +178,8 @@ def _parallel(n: int, work: Callable[[int, int], None], progress: Progress | Non
     for s, fut in zip(starts, futures):
         try:
             fut.result()
+            if on_chunk and error is None:
+                on_chunk(s, min(s + _CHUNK, n))
         except BaseException as exc:  # noqa: BLE001 - wait for every chunk, then raise the first failure
             error = error or exc
         if progress and error is None:
@@ -426,11 +435,15 @@ class OprfKey:
         scalar = np.frombuffer(self.secret, dtype=np.uint8).copy()
         return _multiply(scalar, blinded, same_scalar=True, what="blinded elements", progress=progress)
 
-    def evaluate(self, inputs: Sequence[bytes], *, progress: Progress | None = None) -> np.ndarray:
+    def evaluate(self, inputs: Sequence[bytes], *, progress: Progress | None = None,
+                 on_rows: Callable[[int, int, np.ndarray], None] | None = None) -> np.ndarray:
         """RFC 9497 ``Evaluate``: the PRF outputs ``F(k, x)`` of many inputs at once (table set-up).
 
         Returns an (n, 64) array; row ``i`` equals what a client obtains for
         ``inputs[i]`` through :func:`blind`, :meth:`blind_evaluate` and :func:`finalize`.
+        ``on_rows(start, stop, outputs)`` is called on the calling thread, in order, as
+        soon as rows ``[start, stop)`` are ready, so a caller can pipeline its own
+        per-row work (sealing records) with the evaluation of the next rows.
         """
         _check_inputs(inputs)
         lib = _sodium()
@@ -455,7 +468,11 @@ class OprfKey:
                     return
             out[start:stop] = _finalize_hash(chunk, evaluated)
 
-        _parallel(n, work, progress)
+        def chunk_done(start: int, stop: int) -> None:
+            if on_rows is not None and not failed:
+                on_rows(start, stop, out[start:stop])
+
+        _parallel(n, work, progress, chunk_done)
         if failed:
             raise InputError(f"OPRF input {min(failed)} hashes to the identity element; it cannot be evaluated")
         return out

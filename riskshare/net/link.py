@@ -78,11 +78,26 @@ class Mailbox:
         self._queues: dict[tuple[str, str], deque[Message]] = defaultdict(deque)
         self._peer_errors: dict[str, RiskshareError] = {}
         self._closed = False
+        self._dropped: deque[str] = deque(maxlen=4096)  # tag prefixes whose messages are discarded
 
     def put(self, peer: str, tag: str, message: Message) -> None:
         with self._cond:
+            if self._dropped and any(tag.startswith(prefix) for prefix in self._dropped):
+                return  # a late message of a conversation that was abandoned
             self._queues[(peer, tag)].append(message)
             self._cond.notify_all()
+
+    def discard(self, prefix: str) -> int:
+        """Drop queued messages whose tag starts with ``prefix``, and any that arrive later.
+
+        For long-running processes that abandon a conversation (a cancelled job): what
+        the peer still sends for it must not pile up. Returns how many were dropped.
+        """
+        with self._cond:
+            self._dropped.append(prefix)
+            doomed = [key for key in self._queues if key[1].startswith(prefix)]
+            count = sum(len(self._queues.pop(key)) for key in doomed)
+            return count
 
     def fail_peer(self, peer: str, error: RiskshareError) -> None:
         """Make every pending and future ``get`` for this peer raise ``error``."""

@@ -74,12 +74,17 @@ def _read_frame_header(sock: ssl.SSLSocket, max_message_bytes: int) -> tuple[fra
 
 
 class NetworkLink(Link):
-    """A party on the network: listens on ``listen`` and connects to pinned peers."""
+    """A party on the network: listens on ``listen`` and connects to pinned peers.
+
+    With ``listen=None`` the link opens no listener of its own: a server that
+    already accepts connections on the node's port (the node service) hands it
+    the link's connections with :meth:`serve_inbound`.
+    """
 
     def __init__(
         self,
         identity: TlsIdentity,
-        listen: tuple[str, int],
+        listen: tuple[str, int] | None,
         peers: list[PinnedPeer],
         *,
         timeout: float = DEFAULT_TIMEOUT,
@@ -104,13 +109,18 @@ class NetworkLink(Link):
         self._closed = threading.Event()
         self.refused: list[str] = []  # human-readable reasons for refused inbound connections
         self._server_ctx = server_context(identity, peers)
-        self._listener = socket.create_server(listen, reuse_port=False)
-        self.address = self._listener.getsockname()[:2]
+        self._listener: socket.socket | None = None
+        self.address: tuple[str, int] | None = None
+        if listen is not None:
+            self._listener = socket.create_server(listen, reuse_port=False)
+            self.address = self._listener.getsockname()[:2]
         self._inbound: set[socket.socket] = set()
         self._inbound_lock = threading.Lock()
         self._channels = {name: _Channel(self, peer) for name, peer in self._peers.items()}
-        self._acceptor = threading.Thread(target=self._accept_loop, name=f"rs-accept-{self.name}", daemon=True)
-        self._acceptor.start()
+        self._acceptor: threading.Thread | None = None
+        if self._listener is not None:
+            self._acceptor = threading.Thread(target=self._accept_loop, name=f"rs-accept-{self.name}", daemon=True)
+            self._acceptor.start()
 
     # -- Link interface ---------------------------------------------------------
     @property
@@ -125,16 +135,22 @@ class NetworkLink(Link):
     def _recv(self, peer: str, tag: str, timeout: float) -> Message:
         return self._mailbox.get(peer, tag, timeout)
 
-    def close(self, reason: str | None = None) -> None:
-        """Flush what we sent, tell peers we are done (with ``reason`` if we are aborting), stop."""
+    def close(self, reason: str | None = None, *, notify_peers: bool = True) -> None:
+        """Flush what we sent, tell peers we are done (with ``reason`` if we are aborting), stop.
+
+        ``notify_peers=False`` closes without the goodbye: a long-running node whose
+        peers keep talking to its next incarnation must not make them fail every
+        later conversation with it.
+        """
         if self._closed.is_set():
             return
-        for channel in self._channels.values():
-            channel.close(reason, flush=reason is None)
+        for channel in list(self._channels.values()):
+            channel.close(reason, flush=reason is None, say_bye=notify_peers)
         self._closed.set()
         self._mailbox.close()
-        _interrupt(self._listener)  # wakes the thread blocked in accept(); it closes the socket
-        self._acceptor.join(timeout=5.0)  # so the port is free when close() returns
+        if self._listener is not None and self._acceptor is not None:
+            _interrupt(self._listener)  # wakes the thread blocked in accept(); it closes the socket
+            self._acceptor.join(timeout=5.0)  # so the port is free when close() returns
         with self._inbound_lock:
             for sock in list(self._inbound):
                 _interrupt(sock)
@@ -150,8 +166,45 @@ class NetworkLink(Link):
             for sock in list(self._inbound):
                 _interrupt(sock)
 
+    def set_peers(self, peers: list[PinnedPeer]) -> None:
+        """Change the pinned peers of a running link (a node whose operator pinned or removed one).
+
+        New peers get a channel; removed peers' channels are closed (without a
+        goodbye) and their connections refused from now on; a peer whose
+        certificate or address changed gets a fresh channel.
+        """
+        new = {p.name: p for p in peers}
+        closing = []
+        with self._inbound_lock:
+            self._server_ctx = server_context(self.identity, peers)
+            for name, channel in list(self._channels.items()):
+                if new.get(name) != self._peers.get(name):
+                    closing.append(channel)
+                    del self._channels[name]
+            for name, peer in new.items():
+                if name not in self._channels:
+                    self._channels[name] = _Channel(self, peer)
+            self._peers = new
+            self._by_fingerprint = {p.fingerprint: p for p in peers}
+        for channel in closing:
+            channel.close(None, flush=False, say_bye=False)
+
+    def discard(self, prefix: str) -> int:
+        """Drop received messages whose tag starts with ``prefix``, now and later (an abandoned conversation)."""
+        return self._mailbox.discard(prefix)
+
     # -- inbound ----------------------------------------------------------------
+    def serve_inbound(self, raw: socket.socket, addr: tuple[str, int]) -> None:
+        """Serve one accepted TCP connection (TLS handshake included) until it closes; blocks.
+
+        Used by a server that owns the listening socket and routed this
+        connection to the link (see ``listen=None``).
+        """
+        raw.setblocking(True)
+        self._serve_inbound(raw, addr)
+
     def _accept_loop(self) -> None:
+        assert self._listener is not None
         while not self._closed.is_set():
             try:
                 raw, addr = self._listener.accept()
@@ -337,7 +390,7 @@ class _Channel:
             if self._written < seq and self._error:
                 raise self._error
 
-    def close(self, reason: str | None, flush: bool) -> None:
+    def close(self, reason: str | None, flush: bool, say_bye: bool = True) -> None:
         with self._cv:
             if flush and self._thread is not None:
                 deadline = time.monotonic() + min(self.link.default_timeout, 30.0)
@@ -346,12 +399,12 @@ class _Channel:
                         break
                     self._cv.wait(0.2)
             self._closing = True
-            self._bye = reason or ""
+            self._bye = (reason or "") if say_bye else None
             thread = self._thread
             self._wake()
         if thread is not None:
             thread.join(timeout=10.0)
-        elif reason and self._peer_gone is None:
+        elif reason and say_bye and self._peer_gone is None:
             # An aborting party tells the peer why, even if it never sent it anything.
             try:
                 sock = self._handshake()
@@ -457,9 +510,9 @@ class _Channel:
                     lost_at = time.monotonic()
         finally:
             if sock is not None:
-                if self._closing:
+                if self._closing and self._bye is not None:
                     try:
-                        _send_all(sock, _bye_frame(self._bye or ""))
+                        _send_all(sock, _bye_frame(self._bye))
                     except (OSError, ssl.SSLError):
                         pass
                 _close(sock)

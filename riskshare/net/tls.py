@@ -16,6 +16,10 @@ from pathlib import Path
 
 from ..crypto.certs import fingerprint_der
 
+# ALPN protocol name of link connections. A node serves its REST API and the link on one
+# port and routes each incoming connection by the ALPN protocol its client offers.
+LINK_ALPN = "riskshare-link/1"
+
 
 @dataclass(frozen=True)
 class TlsIdentity:
@@ -56,6 +60,7 @@ def server_context(identity: TlsIdentity, peers: list[PinnedPeer], *, require_cl
     if peers:
         ctx.load_verify_locations(cadata="".join(p.cert_pem.decode() for p in peers))
     ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    ctx.set_alpn_protocols([LINK_ALPN])
     return ctx
 
 
@@ -65,6 +70,7 @@ def client_context(identity: TlsIdentity, peer: PinnedPeer) -> ssl.SSLContext:
     ctx.check_hostname = False  # identity is the pinned certificate, not a DNS name
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cadata=peer.cert_pem.decode())
+    ctx.set_alpn_protocols([LINK_ALPN])  # ignored by a plain link listener, routes us to the link on a node
     return ctx
 
 

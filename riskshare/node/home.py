@@ -226,14 +226,20 @@ class NodeHome:
         return [self.peer(name) for name in self.config["peers"]]
 
     # -- links ------------------------------------------------------------------
-    def open_link(self, peer_names: list[str], *, timeout: float = 600.0, reconnect_window: float = 30.0):
-        """A network link listening on this node's address, talking to the named pinned peers."""
+    def open_link(self, peer_names: list[str], *, timeout: float = 600.0, reconnect_window: float = 30.0,
+                  **options: Any):
+        """A network link listening on this node's address, talking to the named pinned peers.
+
+        ``options`` go to :class:`~riskshare.net.NetworkLink` (e.g. ``peer_restarts="accept"`` for a
+        long-running server, ``max_message_bytes``).
+        """
         from ..net import NetworkLink
 
         peers = [self.peer(name) for name in peer_names]
         host, port = self.listen
         try:
-            return NetworkLink(self.identity, (host, port), peers, timeout=timeout, reconnect_window=reconnect_window)
+            return NetworkLink(self.identity, (host, port), peers, timeout=timeout, reconnect_window=reconnect_window,
+                               **options)
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {format_address(host, port)}: {exc.strerror or exc}",

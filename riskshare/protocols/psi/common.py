@@ -21,7 +21,7 @@ OutputMode = Literal["intersection", "count", "sum"]
 Progress = Callable[[str, int, int], None]
 
 ROLES = ("sender", "receiver")
-PSI_WIRE_VERSION = 1
+PSI_WIRE_VERSION = 2  # 2: a plan handshake (protocol, modes, sizes) precedes the per-bucket protocol runs
 
 
 @dataclass(frozen=True)

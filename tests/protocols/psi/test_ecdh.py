@@ -12,6 +12,7 @@ from riskshare.data import normalise
 from riskshare.errors import ParameterMismatch, PeerError, ProtocolError
 from riskshare.net import memory_pair
 from riskshare.protocols import psi
+from riskshare.protocols.psi import ecdh
 from riskshare.psi import intersect, intersection_size, run_local
 
 ids = st.lists(
@@ -80,7 +81,7 @@ def test_messages_are_bounded_by_the_agreed_sizes():
     t = threading.Thread(target=bad_sender)
     t.start()
     with pytest.raises(ProtocolError, match=r"shape \(50, 16\).*expected \(3, 16\)"):
-        psi.run(r_link, "sender", "receiver", ["a", "b", "c"])
+        ecdh.run(r_link, "sender", "receiver", ["a", "b", "c"])  # the protocol's own wire, no plan/buckets
     t.join()
 
 
@@ -156,9 +157,9 @@ def test_messages_do_not_follow_input_order(monkeypatch):
         original_send(peer, tag, payload)
 
     s_link.send = recording_send  # type: ignore[method-assign]
-    t = threading.Thread(target=lambda: psi.run(s_link, "receiver", "sender", values))
+    t = threading.Thread(target=lambda: ecdh.run(s_link, "receiver", "sender", values))
     t.start()
-    result = psi.run(r_link, "sender", "receiver", values)
+    result = ecdh.run(r_link, "sender", "receiver", values)
     t.join()
     assert result.indices.tolist() == list(range(200))
     y_b = sent["psi/ecdh/y_b"]

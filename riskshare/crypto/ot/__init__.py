@@ -1,0 +1,1 @@
+"""Oblivious transfer: base OTs over a prime-order curve and OT extension on AES."""
