@@ -7,6 +7,7 @@ bugs print a traceback, and only with ``RISKSHARE_DEBUG=1``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -21,8 +22,29 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
+# Command -> the module that defines it. Modules are imported only when their command runs, so
+# `riskshare psi` does not pay for importing the node service, the web stack and the ML code.
+COMMANDS = {
+    "init": "identity", "identity": "identity", "peer": "identity",
+    "psi": "psi", "psi-set": "psi",
+    "pir": "pir",
+    "train": "ml", "predict": "ml", "iv": "ml", "evaluate": "ml",
+    "node": "node", "user": "users", "table": "tables", "grant": "grants", "approvals": "grants",
+    "job": "jobs", "schedule": "jobs", "audit": "audit",
+    "synth": "scenarios", "demo": "scenarios",
+}
+
+
 class RiskshareGroup(click.Group):
-    """Turns riskshare errors into one clear line and an exit code."""
+    """Turns riskshare errors into one clear line and an exit code; loads command modules on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"{__name__}.{COMMANDS[cmd_name]}")  # registers its commands on `main`
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -53,11 +75,3 @@ def main(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-
-def _register() -> None:
-    # Imported for their side effect of adding commands to `main`.
-    from . import identity, ml, pir, psi, scenarios  # noqa: F401
-    from . import audit, grants, jobs, node, tables, users  # noqa: F401  (the node service's commands)
-
-
-_register()

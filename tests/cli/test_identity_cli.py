@@ -50,3 +50,16 @@ def test_clear_errors(tmp_path):
     r = run_cli("peer", "add", "--home", str(home), "--name", "self", "--address", "127.0.0.1:2", "--cert",
                 str(home / "node.crt"))
     assert r.returncode != 0 and "this node's own" in r.stderr
+
+
+def test_every_command_is_listed_for_lazy_loading():
+    import importlib
+    import pkgutil
+
+    import riskshare.cli as cli
+
+    for mod in pkgutil.iter_modules(cli.__path__):
+        importlib.import_module(f"riskshare.cli.{mod.name}")
+    assert set(cli.main.commands) == set(cli.COMMANDS)
+    for name, module in cli.COMMANDS.items():
+        assert cli.main.commands[name].callback.__module__ == f"riskshare.cli.{module}"
