@@ -273,6 +273,9 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), scenarios: tuple
     batch = np.concatenate([rng.choice(on_list, k_on, replace=False),
                             rng.choice(off_list, min(len(off_list), cfg.sub_batch - k_on), replace=False)])
     batch = rng.permutation(batch)
+    if k_on:  # the single look-up of scenario 2.1 asks for a listed client
+        first_on = int(np.flatnonzero(np.isin(batch, on_list))[0])
+        batch[[0, first_on]] = batch[[first_on, 0]]
     if "2.1" in scenarios:
         (out / "sub" / "lookup_keys.txt").write_text("\n".join(codes[batch].tolist()) + "\n", encoding="utf-8")
     group_records = {

@@ -60,6 +60,13 @@ def _party_table(ctx: StepContext, *, features: list[str] | None = None, with_la
         path.unlink(missing_ok=True)
 
 
+def _traffic(ctx: StepContext, before: dict[str, int]) -> dict[str, int]:
+    """Bytes this step sent and received over the link (PSI alignment included)."""
+    after = ctx.link.stats.total()
+    return {"bytes_sent": after["bytes_sent"] - before["bytes_sent"],
+            "bytes_received": after["bytes_received"] - before["bytes_received"]}
+
+
 def _model_dir(ctx: StepContext) -> Path:
     for value in ctx.inputs.values():
         if isinstance(value, dict) and "model_dir" in value:
@@ -96,13 +103,14 @@ class TrainComponent(Component):
         algorithm = params.pop("algorithm", "lr")
         role = _role(ctx)
         table = _party_table(ctx)
-        started = time.monotonic()
+        started, before = time.monotonic(), ctx.link.stats.total()
         part, rows, summary = ml_jobs.train(ctx.link, ctx.peer, role, algorithm, table, params)
         version = ml_jobs.save(ctx.workdir / "model", role, algorithm, part, peer=ctx.peer, summary=summary)
         for name in ("model.json", "manifest.json"):
             ctx.add_artifact(f"model-{name}", Path(version) / name, "application/json")
         return StepResult({"algorithm": algorithm, "role": role, "rows": summary.get("rows"),
-                           "features": len(table.feature_names), "seconds": round(time.monotonic() - started, 3)},
+                           "features": len(table.feature_names), "seconds": round(time.monotonic() - started, 3),
+                           **_traffic(ctx, before)},
                           {"model_dir": str(ctx.workdir / "model")})
 
 
@@ -128,14 +136,15 @@ class PredictComponent(Component):
         role = _role(ctx)
         manifest, part = ml_jobs.load(_model_dir(ctx), role)
         table = _party_table(ctx, features=list(part.feature_names), with_label=False)
-        started = time.monotonic()
+        started, before = time.monotonic(), ctx.link.stats.total()
         scores, rows = ml_jobs.predict(ctx.link, ctx.peer, role, manifest, part, table)
         if scores is not None:
             path = write_table(pa.table({ctx.table.id_column: pa.array(rows.raw_ids, type=pa.string()),
                                          "score": pa.array(scores, type=pa.float64())}), ctx.workdir / "scores.csv")
             ctx.add_artifact("scores.csv", path, "text/csv", rows=len(scores))
         return StepResult({"role": role, "rows": len(rows.ids), "model": manifest.get("model_id"),
-                           "scores_here": scores is not None, "seconds": round(time.monotonic() - started, 3)}, None)
+                           "scores_here": scores is not None, "seconds": round(time.monotonic() - started, 3),
+                           **_traffic(ctx, before)}, None)
 
 
 class IvComponent(Component):
@@ -156,7 +165,7 @@ class IvComponent(Component):
 
         role = _role(ctx)
         table = _party_table(ctx)
-        started = time.monotonic()
+        started, before = time.monotonic(), ctx.link.stats.total()
         report, rows = ml_jobs.information_value(ctx.link, ctx.peer, role, table, dict(ctx.params))
         path = ctx.workdir / "iv.json"
         tmp = path.with_suffix(".json.part")
@@ -165,7 +174,8 @@ class IvComponent(Component):
         ctx.add_artifact("iv.json", path, "application/json")
         selected = sum(1 for row in report.table() if row.get("selected"))
         return StepResult({"role": role, "rows": len(rows.ids), "features_here": len(table.feature_names),
-                           "selected": selected, "seconds": round(time.monotonic() - started, 3)}, None)
+                           "selected": selected, "seconds": round(time.monotonic() - started, 3),
+                           **_traffic(ctx, before)}, None)
 
 
 def register_all() -> None:
