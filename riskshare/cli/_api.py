@@ -9,9 +9,11 @@ operator who has access to the home (recorded in the audit log as
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -70,6 +72,16 @@ class Target:
         if self.home is None:
             raise ConfigError("--home is needed to act on a node locally (or give --token to use its API)")
         return NodeContext.open(self.home, self.database_url)
+
+    @contextmanager
+    def local_session(self) -> Iterator[tuple[Any, Any]]:
+        """(NodeContext, database session) on the home, for commands that act without the API."""
+        ctx = self.context()
+        try:
+            with ctx.db.session() as session:
+                yield ctx, session
+        finally:
+            ctx.close()
 
     def require_remote(self, what: str) -> Client:
         if not self.token:

@@ -12,12 +12,8 @@ from ._api import emit, json_option, node_options, table_out, target
 
 
 def _local(t: Any, fn: Any) -> Any:
-    ctx = t.context()
-    try:
-        with ctx.db.session() as s:
-            return fn(ctx, s)
-    finally:
-        ctx.close()
+    with t.local_session() as (ctx, s):
+        return fn(ctx, s)
 
 
 @main.group()

@@ -51,12 +51,8 @@ def add(name: str, path: Path | None, sql: str | None, source_url: str | None, i
         from ..node import registry
         from ..node.context import local_actor
 
-        ctx = t.context()
-        try:
-            with ctx.db.session() as s:
-                row = registry.table_dict(registry.add_table(ctx, s, local_actor(), **args))
-        finally:
-            ctx.close()
+        with t.local_session() as (ctx, s):
+            row = registry.table_dict(registry.add_table(ctx, s, local_actor(), **args))
     emit(row, as_json, lambda r: click.echo(
         f"registered table '{r['name']}': {r['row_count']} rows, columns {', '.join(c['name'] for c in r['columns'])}"))
 
@@ -73,12 +69,8 @@ def list_(as_json: bool, **kw: Any) -> None:
     else:
         from ..node import registry
 
-        ctx = t.context()
-        try:
-            with ctx.db.session() as s:
-                rows = [registry.table_dict(r) for r in registry.list_tables(s)]
-        finally:
-            ctx.close()
+        with t.local_session() as (ctx, s):
+            rows = [registry.table_dict(r) for r in registry.list_tables(s)]
     emit(rows, as_json, lambda r: table_out(r, ["name", "kind", "id_column", "label", "features", "row_count"],
                                             "no tables registered"))
 
@@ -96,10 +88,6 @@ def remove(name: str, **kw: Any) -> None:
         from ..node import registry
         from ..node.context import local_actor
 
-        ctx = t.context()
-        try:
-            with ctx.db.session() as s:
-                registry.remove_table(ctx, s, local_actor(), name)
-        finally:
-            ctx.close()
+        with t.local_session() as (ctx, s):
+            registry.remove_table(ctx, s, local_actor(), name)
     click.echo(f"removed table '{name}'")

@@ -32,12 +32,8 @@ def add(name: str, role: str, password: bool, **kw: Any) -> None:
         from ..node import users
         from ..node.context import local_actor
 
-        ctx = t.context()
-        try:
-            with ctx.db.session() as s:
-                _, token = users.add_user(ctx, s, local_actor(), name, role, secret)
-        finally:
-            ctx.close()
+        with t.local_session() as (ctx, s):
+            _, token = users.add_user(ctx, s, local_actor(), name, role, secret)
     click.echo(f"added user '{name}' with role {role}; its API token (shown only now):", err=True)
     click.echo(token)
 
@@ -54,12 +50,8 @@ def list_(as_json: bool, **kw: Any) -> None:
     else:
         from ..node import users
 
-        ctx = t.context()
-        try:
-            with ctx.db.session() as s:
-                rows = users.list_users(s)
-        finally:
-            ctx.close()
+        with t.local_session() as (ctx, s):
+            rows = users.list_users(s)
     emit(rows, as_json, lambda r: table_out(r, ["name", "role", "disabled", "has_password", "created_by"]))
 
 
@@ -76,12 +68,8 @@ def token(name: str, **kw: Any) -> None:
         from ..node import users
         from ..node.context import local_actor
 
-        ctx = t.context()
-        try:
-            with ctx.db.session() as s:
-                new = users.new_api_token(ctx, s, local_actor(), name)
-        finally:
-            ctx.close()
+        with t.local_session() as (ctx, s):
+            new = users.new_api_token(ctx, s, local_actor(), name)
     click.echo(new)
 
 
@@ -98,10 +86,6 @@ def disable(name: str, **kw: Any) -> None:
         from ..node import users
         from ..node.context import local_actor
 
-        ctx = t.context()
-        try:
-            with ctx.db.session() as s:
-                users.disable_user(ctx, s, local_actor(), name)
-        finally:
-            ctx.close()
+        with t.local_session() as (ctx, s):
+            users.disable_user(ctx, s, local_actor(), name)
     click.echo(f"disabled user '{name}'")
