@@ -13,7 +13,7 @@ from riskshare.ml.estimators import HeteroLogisticRegression, run_pair
 def reference(Xg, Xh, y, l2):
     """Plaintext: guest-local logistic start, then the exact minimiser of the one-step Newton problem."""
     n = len(y)
-    w0 = lr._local_logistic(Xg, y.astype(float), l2, 25, True)
+    w0 = lr.fit_plain_logistic(Xg, y.astype(float), l2, 25, True)
     G = np.c_[Xg, np.ones(n)]
     z0 = G @ w0
     s0 = 1 / (1 + np.exp(-z0))
