@@ -208,11 +208,21 @@ def fit_plain_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-4, iters: in
 
 
 def _whitener(gram: np.ndarray) -> np.ndarray:
-    """L with L^T·gram·L = I (inverse transpose Cholesky factor), ridge-stabilised."""
+    """L with L^T·gram·L = I (inverse transpose Cholesky factor), ridge-stabilised.
+
+    The Cholesky factor is taken of the correlation form D^-1·gram·D^-1 (D: the
+    square roots of the diagonal), so the stabilising ridge is relative to each
+    column's own scale: a ridge relative to the largest column (loan amounts in
+    yuan next to a utilisation ratio) would swamp the small-scale columns and
+    leave their weights stuck near zero.
+    """
     d = gram.shape[0]
-    scale = max(float(np.trace(gram)) / d, 1e-12)
-    chol = np.linalg.cholesky(gram + 1e-9 * scale * np.eye(d))
-    return np.linalg.inv(chol).T
+    diag = np.diag(gram).astype(np.float64)
+    floor = max(float(diag.max(initial=0.0)) * 1e-30, 1e-300)
+    inv_scale = 1.0 / np.sqrt(np.maximum(diag, floor))
+    corr = gram * inv_scale[:, None] * inv_scale[None, :]
+    chol = np.linalg.cholesky(corr + 1e-9 * np.eye(d))
+    return inv_scale[:, None] * np.linalg.inv(chol).T
 
 
 def _send_enc(link: Link, peer: str, tag: str, key: he.PrivateKey, values: list[int]) -> None:

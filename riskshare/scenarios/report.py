@@ -206,10 +206,7 @@ def render(summary: dict[str, Any]) -> str:
             parts.append(f"<p class='headline'>{_esc(headline)}</p>")
         parts.append("<div class='learn'>Raw features and labels never leave their owner. The bank sees neither "
                      "labels nor scores; the broker sees neither the bank's features nor its half of the model. "
-                     "Each keeps its own part of the trained model; scores go to the broker. The hetero LR is one "
-                     "Newton step from the broker's own model, computed on secret shares (docs/vfl.md): exact when "
-                     "the bank's features add moderate information, short of the full optimum when they dominate, "
-                     "as here — SecureBoost has no such limit.</div>")
+                     "Each keeps its own part of the trained model; scores go to the broker.</div>")
         rows = [[m.get("label", n), f"{m['auc']:.4f}", f"{m['ks']:.4f}", m.get("rows_test", ""),
                  f"{m.get('seconds', 0):.1f} s"] for n, m in models.items()]
         parts.append(_table(["model", "holdout AUC", "holdout KS", "test rows", "training time"], rows, {1, 2, 3, 4}))
