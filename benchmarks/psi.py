@@ -102,13 +102,14 @@ def run_pair(bank: Path, broker: Path, receiver_csv: Path, sender_csv: Path, pro
     }
     started = time.perf_counter()
     procs = {role: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for role, cmd in cmds.items()}
-    usage, codes = {}, {}
+    usage, cpu, codes = {}, {}, {}
     pending = {p.pid: role for role, p in procs.items()}
     while pending:
         pid, status, rusage = os.wait4(-1, 0)
         if pid in pending:
             role = pending.pop(pid)
             usage[role] = rusage.ru_maxrss * 1024
+            cpu[role] = rusage.ru_utime + rusage.ru_stime
             codes[role] = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
     for role, p in procs.items():
@@ -119,7 +120,7 @@ def run_pair(bank: Path, broker: Path, receiver_csv: Path, sender_csv: Path, pro
             raise RuntimeError(f"{role} failed ({codes[role]}): {err.strip()}")
     stats = {role: json.loads((root / f"{role}.json").read_text()) for role in procs}
     rows = sum(1 for _ in out.open()) - 1 if out.exists() else 0
-    return {"wall": wall, "peak": usage, "stats": stats, "rows": rows}
+    return {"wall": wall, "peak": usage, "cpu": cpu, "stats": stats, "rows": rows}
 
 
 def main() -> None:
@@ -172,6 +173,7 @@ def main() -> None:
                 "peak_rss_receiver_mib": round(res["peak"]["receiver"] / 2**20),
                 "peak_rss_sender_mib": round(res["peak"]["sender"] / 2**20),
                 "protocol_seconds_receiver": rs["protocol_seconds"],
+                "cpu_seconds": {role: round(t, 2) for role, t in res["cpu"].items()},
                 "plaintext_seconds": round(plain_s, 3), "ratio_to_plaintext": round(res["wall"] / plain_s, 1),
                 "buckets": rs["details"].get("buckets", 1),
             }), flush=True)

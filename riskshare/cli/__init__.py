@@ -17,6 +17,7 @@ import click
 
 from .. import __version__
 from ..errors import RiskshareError
+from ..process import tune_for_bulk_arrays
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
@@ -33,6 +34,8 @@ COMMANDS = {
     "job": "jobs", "schedule": "jobs", "audit": "audit",
     "synth": "scenarios", "demo": "scenarios",
 }
+# Commands that run one bulk protocol and exit: see riskshare.process.
+BULK_COMMANDS = {"psi", "psi-set", "pir"}
 
 
 class RiskshareGroup(click.Group):
@@ -43,6 +46,8 @@ class RiskshareGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
+            if cmd_name in BULK_COMMANDS and ctx.resilient_parsing is False:
+                tune_for_bulk_arrays()
             importlib.import_module(f"{__name__}.{COMMANDS[cmd_name]}")  # registers its commands on `main`
         return self.commands.get(cmd_name)
 

@@ -72,17 +72,21 @@ def _zeros(n: int) -> memoryview:
     return memoryview(_ZEROS)
 
 
-def prg_matrix(seeds: list[bytes], nbytes: int, nonce: bytes = bytes(16)) -> np.ndarray:
-    """A (len(seeds), nbytes) uint8 matrix whose row j is the CTR keystream of seeds[j].
+def prg_matrix(seeds: list[bytes], nbytes: int, nonce: bytes = bytes(16), offset: int = 0) -> np.ndarray:
+    """A (len(seeds), nbytes) uint8 matrix whose row j is bytes [offset, offset + nbytes) of the CTR
+    keystream of seeds[j] (``offset`` a multiple of 16), so a long stream can be made piece by piece.
 
     Rows are written straight into one buffer: each ``update_into`` may spill
     its slack into the next row, which is overwritten right after.
     """
+    if offset % BLOCK:
+        raise ValueError("keystream offsets are whole blocks")
+    counter = ((int.from_bytes(nonce, "big") + offset // BLOCK) % (1 << 128)).to_bytes(BLOCK, "big")
     rows = len(seeds)
     flat = np.empty(rows * nbytes + BLOCK, dtype=np.uint8)
     zeros = _zeros(nbytes)[:nbytes]
     for j, seed in enumerate(seeds):
-        encryptor = Cipher(algorithms.AES(seed), modes.CTR(nonce)).encryptor()
+        encryptor = Cipher(algorithms.AES(seed), modes.CTR(counter)).encryptor()
         start = j * nbytes
         encryptor.update_into(zeros, flat[start : start + nbytes + BLOCK - 1])
     return flat[: rows * nbytes].reshape(rows, nbytes)

@@ -8,21 +8,23 @@ Layouts (bits are little-endian within bytes and words):
 
 * **columns**: (w, m/64) uint64; bit ``r`` of word ``t`` in column ``j`` is the
   entry of instance ``64 t + r``.
-* **row blocks**: (w/64, 64, m/64) uint64; bit ``c`` of word ``[g, r, t]`` is
-  column ``64 g + c`` of instance ``64 t + r``. Row ``i`` is the w/64 words
-  ``[:, i % 64, i // 64]`` (:func:`gather_rows` collects them).
+* **rows**: (m, w/64) uint64, row-major; bit ``c`` of word ``[i, g]`` is column
+  ``64 g + c`` of instance ``i``. At w = 512 a row is one 64-byte cache line,
+  so gathering the rows of scattered instances costs one memory access each.
 
 The transposition is the classic recursive SWAR exchange of 64 × 64 bit
 blocks (Warren, *Hacker's Delight*, §7-3): six rounds of shift/xor/mask over
 whole arrays, with the 64 words of each block along an axis of its own, so
-no byte shuffling is needed. Work is split into chunks of columns of blocks
-and run on a thread pool (numpy releases the GIL), using every core.
+no byte shuffling is needed; each transposed chunk is then copied into the
+row-major result. Work is split into chunks of columns of blocks and run on a
+thread pool (numpy releases the GIL), using every core.
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 
@@ -64,18 +66,30 @@ def _transpose_blocks_inplace(blocks: np.ndarray) -> None:
 
 
 def columns_to_rows(columns: np.ndarray) -> np.ndarray:
-    """(w, m/64) uint64 columns -> (w/64, 64, m/64) row blocks (see the module docstring). w, m multiples of 64."""
+    """(w, m/64) uint64 columns -> (m, w/64) uint64 rows (see the module docstring). w, m multiples of 64."""
     w, words = columns.shape
+    # never transpose the caller's array: each chunk is a copy
+    return rows_from_column_chunks(w, words, lambda start, stop: np.array(columns[:, start:stop], order="C"))
+
+
+def rows_from_column_chunks(w: int, words: int, chunk: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    """The (m, w/64) rows of a (w, m/64) column matrix that is never held whole.
+
+    ``chunk(start, stop)`` returns a fresh C-contiguous (w, stop - start)
+    uint64 array: words [start, stop) of every column (for OT extension, a
+    piece of each PRG stream). Each piece is transposed while it is still in
+    cache and copied into the result, so the column matrix costs no memory of
+    its own.
+    """
     if w % 64:
         raise ValueError("the number of columns must be a multiple of 64")
     groups = w // 64
-    src = columns.reshape(groups, 64, words)
-    out = np.empty_like(src)
+    out = np.empty((64 * words, groups), dtype=np.uint64)
 
     def task(start: int, stop: int) -> None:
-        chunk = np.array(src[:, :, start:stop], order="C", copy=True)  # never transpose the caller's array
-        _transpose_blocks_inplace(chunk)
-        out[:, :, start:stop] = chunk
+        piece = chunk(start, stop).reshape(groups, 64, stop - start)
+        _transpose_blocks_inplace(piece)  # word [g, r, t] now holds columns 64g.. of instance 64t + r
+        out[64 * start : 64 * stop].reshape(stop - start, 64, groups)[...] = piece.transpose(2, 1, 0)
 
     bounds = [(s, min(s + _CHUNK_WORDS, words)) for s in range(0, words, _CHUNK_WORDS)]
     if len(bounds) <= 1:
@@ -85,28 +99,3 @@ def columns_to_rows(columns: np.ndarray) -> np.ndarray:
         for fut in [_executor().submit(task, s, e) for s, e in bounds]:
             fut.result()
     return out
-
-
-def row_index(rows: np.ndarray, words: int) -> np.ndarray:
-    """Flat positions of instances ``rows`` inside one (64, m/64) group of a row-block array."""
-    rows = np.asarray(rows, dtype=np.int64)
-    return (rows & 63) * words + (rows >> 6)
-
-
-def gather_rows(row_blocks: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The ``w``-bit rows of instances ``rows``: (len(rows), w/64) uint64."""
-    groups, _, words = row_blocks.shape
-    flat = row_blocks.reshape(groups, 64 * words)
-    pos = row_index(rows, words)
-    out = np.empty((len(pos), groups), dtype=np.uint64)
-    for g in range(groups):
-        out[:, g] = flat[g].take(pos)
-    return out
-
-
-def rows_to_blocks(rows: np.ndarray) -> np.ndarray:
-    """Inverse of "row i = words [:, i % 64, i // 64]": (m, w/64) uint64 rows -> (w/64, 64, m/64) row blocks."""
-    m, groups = rows.shape
-    if m % 64:
-        raise ValueError("the number of rows must be a multiple of 64")
-    return np.ascontiguousarray(rows.reshape(m // 64, 64, groups).transpose(2, 1, 0))

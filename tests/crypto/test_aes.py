@@ -25,6 +25,16 @@ def test_prg_matrix_rows_are_ctr_keystreams():
         assert row.tobytes() == enc.update(bytes(100))
 
 
+def test_prg_matrix_pieces_join_into_the_whole_stream():
+    seeds = [bytes([i + 7]) * 16 for i in range(3)]
+    for nonce in (bytes(range(16)), b"\xff" * 15 + b"\xfe"):  # the second wraps the 128-bit counter
+        whole = aes.prg_matrix(seeds, 160, nonce)
+        pieces = np.concatenate([aes.prg_matrix(seeds, 48, nonce, offset=0),
+                                 aes.prg_matrix(seeds, 64, nonce, offset=48),
+                                 aes.prg_matrix(seeds, 48, nonce, offset=112)], axis=1)
+        assert (pieces == whole).all()
+
+
 def test_hash_rows_is_the_chained_mmo():
     rng = np.random.default_rng(0)
     rows = rng.integers(0, 2**64, size=(50, 8), dtype=np.uint64)

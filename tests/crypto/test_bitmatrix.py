@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from riskshare.crypto.bitmatrix import columns_to_rows, gather_rows, rows_to_blocks
+from riskshare.crypto.bitmatrix import columns_to_rows, rows_from_column_chunks
 
 
 def _bits(words: np.ndarray) -> np.ndarray:
@@ -12,22 +12,31 @@ def _bits(words: np.ndarray) -> np.ndarray:
 def test_columns_to_rows_is_the_bit_transpose(w, m):
     rng = np.random.default_rng(w + m)
     cols = rng.integers(0, 2**64, size=(w, m // 64), dtype=np.uint64)
-    rows = gather_rows(columns_to_rows(cols), np.arange(m))
+    rows = columns_to_rows(cols)
+    assert rows.shape == (m, w // 64)
     assert (_bits(rows) == _bits(cols).T).all()
 
 
-def test_gather_rows_picks_instances_in_any_order():
+def test_the_callers_columns_are_left_as_they_were():
     rng = np.random.default_rng(3)
     cols = rng.integers(0, 2**64, size=(128, 4), dtype=np.uint64)
-    blocks = columns_to_rows(cols)
-    pick = np.array([255, 0, 64, 17, 17])
-    assert (gather_rows(blocks, pick) == gather_rows(blocks, np.arange(256))[pick]).all()
+    before = cols.copy()
+    columns_to_rows(cols)
+    assert (cols == before).all()
 
 
-def test_rows_to_blocks_inverts_gather():
-    rng = np.random.default_rng(4)
-    rows = rng.integers(0, 2**64, size=(192, 8), dtype=np.uint64)
-    assert (gather_rows(rows_to_blocks(rows), np.arange(192)) == rows).all()
+def test_rows_from_column_chunks_asks_for_every_piece_once():
+    rng = np.random.default_rng(5)
+    cols = rng.integers(0, 2**64, size=(128, 5000), dtype=np.uint64)
+    asked = []
+
+    def piece(start, stop):
+        asked.append((start, stop))
+        return np.array(cols[:, start:stop], order="C")
+
+    assert (rows_from_column_chunks(128, 5000, piece) == columns_to_rows(cols)).all()
+    assert sorted(asked)[0][0] == 0 and sorted(asked)[-1][1] == 5000
+    assert sum(stop - start for start, stop in asked) == 5000
 
 
 def test_rejects_widths_that_are_not_whole_blocks():

@@ -35,25 +35,25 @@ Messages (receiver R with m inputs, sender S)::
 All three bit-matrix transpositions touch only PRG output (T0, T0 ⊕ T1 on R,
 T_s on S): U travels in row layout, so no transposition waits for the inputs,
 and :func:`sender_setup` / :func:`receiver_setup` run before the inputs are ready.
-Rows live in the row-block layout of :mod:`..bitmatrix`; instance i = 64 t + r
-sits at flat position k = r · (m/64) + t of each 64-column group.
+Matrices are row-major (m, w/64) uint64 (:mod:`..bitmatrix`): the 512-bit row
+of an instance is one cache line, so the sender's scattered lookups Q_i cost
+one memory access each.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
 from ...net import Link
 from .. import aes
-from ..bitmatrix import columns_to_rows, row_index
+from ..bitmatrix import rows_from_column_chunks
 from . import base
 
 WIDTH = 512  # code width w in bits
-GROUPS = WIDTH // 64
+WORDS = WIDTH // 64
 CODE_BLOCKS = WIDTH // 128
 HASH_KEY = bytes.fromhex("72697368617265206b6b727420682121")  # the fixed public key of π (any constant works)
 
@@ -63,23 +63,49 @@ def padded_rows(m: int) -> int:
     return max(64, -(-m // 64) * 64)
 
 
-def instance_of_position(m: int) -> np.ndarray:
-    """For each flat position k of the row-block layout, the instance stored there."""
-    words = m // 64
-    k = np.arange(m, dtype=np.int64)
-    return 64 * (k % words) + k // words
-
-
 def _prg_nonce(session: bytes, which: int) -> bytes:
     return session[:15] + bytes([which])
+
+
+def _prg_rows(seeds: list[bytes], m: int, nonce: bytes, xor_seeds: list[bytes] | None = None) -> np.ndarray:
+    """Rows (m, w/64) of the matrix whose column j is the PRG stream of seeds[j] (⊕ that of xor_seeds[j]).
+
+    The streams are made and transposed piece by piece (:func:`..bitmatrix.rows_from_column_chunks`).
+    """
+
+    def piece(start: int, stop: int) -> np.ndarray:
+        cols = aes.prg_matrix(seeds, 8 * (stop - start), nonce, offset=8 * start).view(np.uint64)
+        if xor_seeds is not None:
+            np.bitwise_xor(cols, aes.prg_matrix(xor_seeds, 8 * (stop - start), nonce, offset=8 * start).view(np.uint64),
+                           out=cols)
+        return cols
+
+    return rows_from_column_chunks(len(seeds), m // 64, piece)
+
+
+def _block(rows: np.ndarray, b: int) -> np.ndarray:
+    """A contiguous copy of the 128-bit block b of every (m, w/64) row: (m, 2) uint64.
+
+    Moved as one 16-byte item per row (a "V16" view): numpy is slow on an inner axis of two words.
+    """
+    return np.ascontiguousarray(rows.view("V16")[:, b]).view(np.uint64).reshape(-1, 2)
+
+
+def _code(keys: list[bytes], inputs: np.ndarray) -> np.ndarray:
+    """C(x) = AES_k1(x) ‖ … ‖ AES_k4(x) of each (n, 2) uint64 input, as (n, w/64) uint64 rows."""
+    code = np.empty((len(inputs), WORDS), dtype=np.uint64)
+    slots = code.view("V16")
+    for b, key in enumerate(keys):
+        slots[:, b] = aes.ecb_encrypt(key, inputs).view("V16").reshape(-1)
+    return code
 
 
 @dataclass
 class OprfKey:
     """The sender's side of one batch of m OPRF instances: evaluates F(i, y) for any instance i and input y."""
 
-    s: np.ndarray  # (8,) uint64: the secret choice bits, one word per 64-column group
-    q: np.ndarray  # (8, 64, m/64) uint64 row blocks of Q
+    s: np.ndarray  # (w/64,) uint64: the secret choice bits
+    q: np.ndarray  # (m, w/64) uint64 rows of Q
     code_keys: list[bytes]
     rows: int
 
@@ -88,19 +114,11 @@ class OprfKey:
         instances = np.asarray(instances, dtype=np.int64)
         if instances.size and (instances.min() < 0 or instances.max() >= self.rows):
             raise ValueError("OPRF instance out of range")
-        pos = row_index(instances, self.rows // 64)
-        flat = self.q.reshape(GROUPS, -1)
-        inputs = np.ascontiguousarray(inputs, dtype=np.uint64)
-
-        def blocks() -> Iterator[np.ndarray]:
-            for b, key in enumerate(self.code_keys):
-                block = aes.ecb_encrypt(key, inputs)  # C(y), block b
-                np.bitwise_and(block, self.s[2 * b : 2 * b + 2], out=block)
-                block[:, 0] ^= flat[2 * b].take(pos)
-                block[:, 1] ^= flat[2 * b + 1].take(pos)
-                yield block
-
-        return aes.FixedKeyAes(HASH_KEY).hash_blocks(blocks(), out_bytes)
+        rows = self.q.take(instances, axis=0)  # Q_i, one cache line each
+        code = _code(self.code_keys, np.ascontiguousarray(inputs, dtype=np.uint64))
+        np.bitwise_and(code, self.s, out=code)
+        np.bitwise_xor(rows, code, out=rows)  # Q_i ⊕ (C(y) ∧ s)
+        return aes.FixedKeyAes(HASH_KEY).hash_blocks((_block(rows, b) for b in range(CODE_BLOCKS)), out_bytes)
 
 
 @dataclass
@@ -108,19 +126,18 @@ class SenderSetup:
     """The sender after the base OTs and the PRG, before the receiver's correction matrix arrives."""
 
     s: np.ndarray
-    ts: np.ndarray  # (8, 64, m/64) row blocks of T_s
+    ts: np.ndarray  # (m, w/64) rows of T_s
     code_keys: list[bytes]
     rows: int
 
     def finish(self, link: Link, peer: str, tag: str = "kkrt") -> OprfKey:
         """Receive U and return the key: Q = T_s ⊕ (U ∧ s)."""
         m = self.rows
-        u = link.recv_array(peer, f"{tag}/u", dtype="<u8", shape=(GROUPS, 64, m // 64))
+        u = link.recv_array(peer, f"{tag}/u", dtype="<u8", shape=(m, WORDS))
+        np.bitwise_and(u, self.s, out=u)
         q = self.ts
-        for g in range(GROUPS):  # one 64-column group at a time (s is one word per group)
-            np.bitwise_and(u[g], self.s[g], out=u[g])
-            np.bitwise_xor(q[g], u[g], out=q[g])
-        self.ts = np.zeros((GROUPS, 64, 0), dtype=np.uint64)  # the key owns Q now
+        np.bitwise_xor(q, u, out=q)
+        self.ts = np.zeros((0, WORDS), dtype=np.uint64)  # the key owns Q now
         return OprfKey(s=self.s, q=q, code_keys=self.code_keys, rows=m)
 
 
@@ -133,7 +150,7 @@ def sender_setup(link: Link, peer: str, m: int, session: bytes, tag: str = "kkrt
     seeds = base.receive(link, peer, choices, session, tag=f"{tag}/base")
     code_keys = [os.urandom(16) for _ in range(CODE_BLOCKS)]
     link.send(peer, f"{tag}/code", b"".join(code_keys))
-    ts = columns_to_rows(aes.prg_matrix(seeds, m // 8, _prg_nonce(session, 0)).view(np.uint64))
+    ts = _prg_rows(seeds, m, _prg_nonce(session, 0))
     return SenderSetup(s=s_bits.view(np.uint64).copy(), ts=ts, code_keys=code_keys, rows=m)
 
 
@@ -144,7 +161,7 @@ def send(link: Link, peer: str, m: int, session: bytes, tag: str = "kkrt") -> Op
 
 @dataclass
 class ReceiverSetup:
-    """The receiver after the base OTs and the PRG: T0 and T0 ⊕ T1 in row-block layout."""
+    """The receiver after the base OTs and the PRG: rows of T0 and of T0 ⊕ T1."""
 
     t0: np.ndarray
     d: np.ndarray
@@ -156,26 +173,10 @@ class ReceiverSetup:
         m = self.rows
         if inputs.shape != (m, 2):
             raise ValueError(f"expected ({m}, 2) inputs")
-        words = m // 64
-        d = self.d
-        # Encrypting the inputs in layout order puts each code block's two words straight into two group planes.
-        order = instance_of_position(m)
-        laid_out = np.ascontiguousarray(np.asarray(inputs, dtype=np.uint64)[order])
-        for b, key in enumerate(self.code_keys):
-            block = aes.ecb_encrypt(key, laid_out)
-            d[2 * b] ^= block[:, 0].reshape(64, words)
-            d[2 * b + 1] ^= block[:, 1].reshape(64, words)
-        link.send(peer, f"{tag}/u", d)
-        self.d = np.zeros((GROUPS, 64, 0), dtype=np.uint64)
-        flat = self.t0.reshape(GROUPS, m)
-
-        def blocks() -> Iterator[np.ndarray]:
-            for b in range(CODE_BLOCKS):
-                yield np.stack([flat[2 * b], flat[2 * b + 1]], axis=1)
-
-        out = np.empty((m, out_bytes), dtype=np.uint8)
-        out[order] = aes.FixedKeyAes(HASH_KEY).hash_blocks(blocks(), out_bytes)
-        return out
+        np.bitwise_xor(self.d, _code(self.code_keys, np.ascontiguousarray(inputs, dtype=np.uint64)), out=self.d)
+        link.send(peer, f"{tag}/u", self.d)
+        self.d = np.zeros((0, WORDS), dtype=np.uint64)
+        return aes.FixedKeyAes(HASH_KEY).hash_blocks((_block(self.t0, b) for b in range(CODE_BLOCKS)), out_bytes)
 
 
 def receiver_setup(link: Link, peer: str, m: int, session: bytes, tag: str = "kkrt") -> ReceiverSetup:
@@ -186,10 +187,10 @@ def receiver_setup(link: Link, peer: str, m: int, session: bytes, tag: str = "kk
     raw = link.recv_bytes(peer, f"{tag}/code", exact=16 * CODE_BLOCKS)
     code_keys = [raw[16 * b : 16 * b + 16] for b in range(CODE_BLOCKS)]
     nonce = _prg_nonce(session, 0)
-    t0 = aes.prg_matrix([k0 for k0, _ in pairs], m // 8, nonce).view(np.uint64)
-    d = aes.prg_matrix([k1 for _, k1 in pairs], m // 8, nonce).view(np.uint64)
-    np.bitwise_xor(d, t0, out=d)
-    return ReceiverSetup(t0=columns_to_rows(t0), d=columns_to_rows(d), code_keys=code_keys, rows=m)
+    k0s, k1s = [k0 for k0, _ in pairs], [k1 for _, k1 in pairs]
+    t0 = _prg_rows(k0s, m, nonce)
+    d = _prg_rows(k0s, m, nonce, xor_seeds=k1s)  # T0 ⊕ T1 (recomputing T0's stream is cheaper than keeping it)
+    return ReceiverSetup(t0=t0, d=d, code_keys=code_keys, rows=m)
 
 
 def receive(link: Link, peer: str, inputs: np.ndarray, session: bytes, out_bytes: int, tag: str = "kkrt") -> np.ndarray:

@@ -67,7 +67,7 @@ from .common import Progress, PsiParams, PsiResult, Role, agree, check_indices
 from .matching import SortedTable
 
 NAME = "ot"
-VARIANT = "kkrt16/w512/k3/e1.27"
+VARIANT = "kkrt16/w512/k3/e1.27/rows"  # "rows": U travels as row-major (m, 8) words
 LAMBDA = 40
 MAX_RETRIES = 32
 BATCH = 1 << 19  # OPRF values per message from the sender
@@ -233,15 +233,28 @@ def _sender(link, peer, pool, ids, n_peer, stash, session, params, step) -> PsiR
     per = hashing.HASHES + stash
     width = output_bytes(n_peer, per * n)
     sent_item = np.empty(per * n, dtype=np.int64)  # for --result-to both: which ID each sent value is of
-    for first, count in _batches(n, per):
+
+    def evaluate(first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         chunk = values[first : first + count]
         instances = np.concatenate([cand[first : first + count, k] for k in range(hashing.HASHES)]
                                    + [np.full(count, bins + j) for j in range(stash)])
         inputs = np.concatenate([_tweak(chunk, k + 1) for k in range(hashing.HASHES)] + [chunk] * stash)
         out = key.evaluate(instances, inputs, width)
         order = _send_order(out)
-        link.send(peer, "psi/ot/values", out[order])
-        sent_item[per * first : per * (first + count)] = perm[first + order % count]
+        return out[order], order
+
+    # Two batches are evaluated at once (numpy and OpenSSL release the GIL: the receiver only matches in
+    # this phase, so the second core is free) and sent in order as they complete.
+    batches = _batches(n, per)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rs-psi-oprf") as workers:
+        pending = [workers.submit(evaluate, *batch) for batch in batches[:2]]
+        for i, (first, count) in enumerate(batches):
+            sorted_values, order = pending[i].result()
+            pending[i] = None  # type: ignore[call-overload]  # drop the batch once it is sent
+            if i + 2 < len(batches):
+                pending.append(workers.submit(evaluate, *batches[i + 2]))
+            link.send(peer, "psi/ot/values", sorted_values)
+            sent_item[per * first : per * (first + count)] = perm[first + order % count]
     del key
     step("oblivious PRF", 1, 1)
     if params.result_to != "both":
