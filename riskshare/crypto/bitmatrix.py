@@ -22,11 +22,10 @@ thread pool (numpy releases the GIL), using every core.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
+from .workers import pool
 
 _MASKS = {
     32: np.uint64(0x00000000FFFFFFFF),
@@ -37,15 +36,7 @@ _MASKS = {
     1: np.uint64(0x5555555555555555),
 }
 _CHUNK_WORDS = 2048  # words of each block row per task: (w/64) * 64 * 2048 * 8 bytes, ~8 MiB at w = 512
-_WORKERS = max(1, os.cpu_count() or 1)
-_pool: ThreadPoolExecutor | None = None
 
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="rs-bits")
-    return _pool
 
 
 def _transpose_blocks_inplace(blocks: np.ndarray) -> None:
@@ -96,6 +87,6 @@ def rows_from_column_chunks(w: int, words: int, chunk: Callable[[int, int], np.n
         for s, e in bounds:
             task(s, e)
     else:
-        for fut in [_executor().submit(task, s, e) for s, e in bounds]:
+        for fut in [pool("bits").submit(task, s, e) for s, e in bounds]:
             fut.result()
     return out

@@ -44,15 +44,13 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError, InputError, ProtocolError
+from .workers import pool
 
 SUITE = "ristretto255-SHA512"
 MODE_OPRF = 0x00
@@ -67,9 +65,6 @@ OUTPUT_BYTES = 64
 MAX_INPUT_BYTES = 0xFFFF  # inputs are length-prefixed with two bytes (RFC 9497 §3.3.1)
 
 _CHUNK = 2048
-_WORKERS = max(1, os.cpu_count() or 1)
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 Progress = Callable[[int, int], None]
 
@@ -148,13 +143,6 @@ def available() -> bool:
         return False
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="rs-oprf")
-        return _pool
-
 
 def _parallel(n: int, work: Callable[[int, int], None], progress: Progress | None,
               on_chunk: Callable[[int, int], None] | None = None) -> None:
@@ -173,7 +161,7 @@ def _parallel(n: int, work: Callable[[int, int], None], progress: Progress | Non
             progress(n, n)
         return
     starts = range(0, n, _CHUNK)
-    futures = [_executor().submit(work, s, min(s + _CHUNK, n)) for s in starts]
+    futures = [pool("oprf").submit(work, s, min(s + _CHUNK, n)) for s in starts]
     error: BaseException | None = None
     for s, fut in zip(starts, futures):
         try:

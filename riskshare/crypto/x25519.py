@@ -19,26 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
 import numpy as np
 from nacl.bindings import crypto_scalarmult
 
 from ..errors import ProtocolError
+from .workers import pool
 
 POINT_BYTES = 32
 SCALAR_BYTES = 32
 _CHUNK = 8192
-_WORKERS = max(1, os.cpu_count() or 1)
-_pool: ThreadPoolExecutor | None = None
 
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="rs-x25519")
-    return _pool
 
 
 def random_scalar() -> bytes:
@@ -77,7 +69,7 @@ def multiply(
     if n == 0:
         return out
     starts = range(0, n, _CHUNK)
-    futures = [_executor().submit(_mult_chunk, scalar, points[s : s + _CHUNK]) for s in starts]
+    futures = [pool("x25519").submit(_mult_chunk, scalar, points[s : s + _CHUNK]) for s in starts]
     for s, fut in zip(starts, futures):
         chunk = fut.result()
         out[s : s + len(chunk) // POINT_BYTES] = np.frombuffer(chunk, dtype=np.uint8).reshape(-1, POINT_BYTES)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -32,18 +31,12 @@ from nacl import bindings as sodium
 
 from ...errors import ProtocolError
 from ...net import Link
+from ..workers import WORKERS, pool
 
 POINT = 32
 KEY = 16
-_WORKERS = max(1, os.cpu_count() or 1)
-_pool: ThreadPoolExecutor | None = None
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="rs-baseot")
-    return _pool
 
 
 def _scalar() -> bytes:
@@ -62,9 +55,9 @@ def _kdf(session: bytes, j: int, a_pub: bytes, b_pub: bytes, shared: bytes) -> b
 
 
 def _parallel(fn, items: Sequence) -> list:
-    chunk = max(1, -(-len(items) // _WORKERS))
+    chunk = max(1, -(-len(items) // WORKERS))
     parts = [items[i : i + chunk] for i in range(0, len(items), chunk)]
-    futures = [_executor().submit(lambda p: [fn(*x) for x in p], part) for part in parts]
+    futures = [pool("baseot").submit(lambda p: [fn(*x) for x in p], part) for part in parts]
     return [y for fut in futures for y in fut.result()]
 
 

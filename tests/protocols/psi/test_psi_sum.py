@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskshare.errors import InputError, ParameterMismatch
+from riskshare.errors import InputError
 from riskshare.psi import intersection_sum, run_local
 
 

@@ -1,0 +1,27 @@
+"""Thread pools for the bulk crypto code, one per purpose, as many threads as cores.
+
+libsodium (through ctypes or cffi), OpenSSL and numpy release the GIL during
+their calls, so a plain thread pool keeps every core busy without the cost of
+processes. A pool is created on first use and lives as long as the process;
+giving each purpose its own pool (and thread-name prefix) keeps a protocol
+that waits on one kind of work from starving another, and makes profiles
+readable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+WORKERS = max(1, os.cpu_count() or 1)
+_pools: dict[str, ThreadPoolExecutor] = {}
+_lock = threading.Lock()
+
+
+def pool(purpose: str) -> ThreadPoolExecutor:
+    """The shared pool for ``purpose`` (its threads are named ``rs-<purpose>_N``)."""
+    with _lock:
+        if purpose not in _pools:
+            _pools[purpose] = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"rs-{purpose}")
+        return _pools[purpose]
