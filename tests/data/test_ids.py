@@ -4,6 +4,7 @@ import pytest
 
 from riskshare.data import normalise, normalise_one, prepare_ids
 from riskshare.data.ids import distinct_values
+from riskshare.data.strings import fingerprints
 from riskshare.errors import InputError
 
 
@@ -81,11 +82,11 @@ def test_distinct_values_edge_sizes():
         assert (first.tolist(), inverse.tolist()) == _reference_distinct(values)
 
 
-def test_distinct_values_is_exact_even_when_digests_collide(monkeypatch):
+def test_distinct_values_is_exact_even_when_fingerprints_collide(monkeypatch):
     # Force every digest to collide: grouping must still come out right (byte-for-byte check, exact fallback).
     import riskshare.data.ids as ids_module
 
-    monkeypatch.setattr(ids_module, "keyed_digests", lambda values, key: np.zeros((len(values), 2), np.uint64))
+    monkeypatch.setattr(ids_module, "fingerprints", lambda values: np.zeros(len(values), np.uint64))
     values = ["A", "B", "A", "C", "B"]
     first, inverse = distinct_values(pa.array(values, type=pa.string()))
     assert (first.tolist(), inverse.tolist()) == _reference_distinct(values)
@@ -97,3 +98,13 @@ def test_prepare_ids_keeps_first_occurrence_order_and_maps_every_row():
     assert prepared.unique.to_pylist() == ["B", "A", "C"]
     assert prepared.row_to_unique.tolist() == [0, 0, 1, -1, 2, 1]
     assert prepared.report.duplicates == 2
+
+
+def test_fingerprints_are_equal_exactly_for_equal_strings_of_any_length():
+    values = ["", "A", "AB", "ABCDEFGH", "ABCDEFGHI", "ABCDEFGH\x00", "A", "é", "ABCDEFGHI"]
+    prints = fingerprints(pa.array(values, type=pa.string()), seed=7)
+    for i, a in enumerate(values):
+        for j, b in enumerate(values):
+            assert (prints[i] == prints[j]) == (a == b), (a, b)
+    other = fingerprints(pa.array(values, type=pa.string()), seed=8)
+    assert (other != prints).all()  # the seed changes every value

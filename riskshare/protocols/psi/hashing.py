@@ -1,8 +1,11 @@
 """Hashing for the OT-based PSI protocols: IDs to 128-bit values, bins, cuckoo tables, buckets.
 
-* :func:`compress_ids` maps each normalised ID (any length) to 128 bits with
-  the keyed digest of :mod:`riskshare.data.digests` (length-prepended
-  CBC-MAC-AES) under a key both parties derive afresh in every run.
+* :func:`compress_ids` maps each normalised ID (any length) to 128 bits with a
+  length-prepended CBC-MAC (AES-128) under a key both parties derive afresh
+  in every run (a PRF on messages of any length: Bellare, Kilian & Rogaway
+  2000; Petrank & Rackoff 2000). With inputs fixed before the key is drawn
+  (semi-honest parties), two distinct IDs among q collide with probability
+  about q² · L / 2^128 (L = blocks per ID) — below 2^-70 for 10^8 IDs of ≤ 64 bytes.
 * :func:`candidates` gives each value its k = 3 candidate bins among m, from
   AES under a per-run bin key (the hash functions of cuckoo hashing).
 * :func:`cuckoo` places every value in one of its candidate bins, at most
@@ -33,11 +36,12 @@ import numpy as np
 import pyarrow as pa
 
 from ...crypto import aes
-from ...data.digests import keyed_digests
+from ...data.strings import length_groups
 
 HASHES = 3
 BIN_FACTOR = 1.27
 MIN_BINS = 64
+_DOMAIN = 0x7273_6964_0001  # "rsid" v1: first block = (domain, byte length)
 
 
 class CuckooFailure(Exception):
@@ -50,8 +54,25 @@ def bins_for(n: int) -> int:
 
 
 def compress_ids(ids: pa.Array | pa.ChunkedArray, key: bytes) -> np.ndarray:
-    """128-bit keyed digests of distinct IDs, in input order: (n, 2) uint64 (see :mod:`riskshare.data.digests`)."""
-    return keyed_digests(ids, key)
+    """128-bit keyed digests of distinct IDs, in input order: (n, 2) uint64.
+
+    Length-prepended CBC-MAC-AES: the first block carries (domain, byte length),
+    which makes the encoding prefix-free and CBC-MAC a PRF on IDs of any length.
+    """
+    out = np.empty((len(ids), 2), dtype=np.uint64)
+    for rows, length, matrix in length_groups(ids):
+        nblocks = 1 + -(-length // 16)
+        blocks = np.zeros((len(matrix), nblocks * 16), dtype=np.uint8)
+        blocks[:, 16 : 16 + length] = matrix
+        words = blocks.view(np.uint64).reshape(len(matrix), nblocks, 2)
+        words[:, 0, 0] = _DOMAIN
+        words[:, 0, 1] = length
+        digest = aes.cbc_mac_rows(key, words, None)
+        if rows is None:
+            out[:] = digest
+        else:
+            out[rows] = digest
+    return out
 
 
 def _reduce(words: np.ndarray, m: int) -> np.ndarray:
