@@ -50,7 +50,7 @@ def pinned_context(cert_pem: bytes) -> ssl.SSLContext:
 
 def fetch_certificate(url: str, fingerprint: str, timeout: float = 10.0) -> bytes:
     """Get the node's certificate and keep it only if its fingerprint is the expected one."""
-    from .crypto.certs import fingerprint_der
+    from .net.certs import fingerprint_der
 
     parsed = urlparse(url)
     probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -40,7 +40,7 @@ def _since(value: str | None) -> dt.datetime | None:
 def verify(export_file: Path | None, node_cert: Path | None, with_peers: bool, **kw: Any) -> None:
     """Check every record's hash, signature and link; exit 1 if anything was edited, deleted or reordered."""
     if export_file:
-        from ..crypto.certs import load_certificate
+        from ..net.certs import load_certificate
         from ..node.audit import verify_records
 
         if node_cert is None:

@@ -55,7 +55,7 @@ def demo(small: bool, out: Path | None, base_port: int | None) -> None:
     """Run the four scenarios on three local nodes (bank, broker, sub) and write a report."""
     import datetime as dt
 
-    from ..scenarios.demo import Demo
+    from ..demo import Demo
 
     if out is None:
         out = Path(f"riskshare-demo-{dt.datetime.now():%Y%m%d-%H%M%S}")

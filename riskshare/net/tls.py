@@ -14,7 +14,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..crypto.certs import fingerprint_der
+from .certs import fingerprint_der
 
 # ALPN protocol name of link connections. A node serves its REST API and the link on one
 # port and routes each incoming connection by the ALPN protocol its client offers.

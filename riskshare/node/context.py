@@ -11,7 +11,7 @@ import getpass
 import os
 from pathlib import Path
 
-from ..crypto.certs import load_private_key
+from ..net.certs import load_private_key
 from .audit import AuditLog
 from .home import NodeHome
 from .storage import Database

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..crypto.certs import common_name, fingerprint_pem, generate_identity
+from ..net.certs import common_name, fingerprint_pem, generate_identity
 from ..errors import ConfigError, InputError
 from ..net.tls import PinnedPeer, TlsIdentity
 

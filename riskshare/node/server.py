@@ -32,7 +32,7 @@ import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-from ..crypto.certs import fingerprint_der
+from ..net.certs import fingerprint_der
 from ..net.tls import LINK_ALPN
 
 if TYPE_CHECKING:

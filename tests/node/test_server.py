@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from riskshare.client import Client, pinned_context
-from riskshare.crypto.certs import generate_identity
+from riskshare.net.certs import generate_identity
 from riskshare.net.tls import LINK_ALPN
 from riskshare.node.server import offered_alpn
 from riskshare.node.service import NodeService

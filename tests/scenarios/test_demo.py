@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from riskshare.errors import ConfigError
-from riskshare.scenarios import demo as demo_module
+from riskshare import demo as demo_module
 
 from ..conftest import run_cli
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ...crypto.certs import load_certificate
+from ...net.certs import load_certificate
 from ...errors import InputError, PeerError
 from ..audit import verify_head
 from ..errors import Conflict, NotFound, PeerRefused

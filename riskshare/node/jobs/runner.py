@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ...crypto.certs import sha256_hex
+from ...net.certs import sha256_hex
 from ...errors import InputError, PeerError, RiskshareError
 from .. import grants as grants_mod
 from ..errors import PeerRefused

@@ -234,7 +234,7 @@ def _sender(link, peer, pool, ids, n_peer, stash, session, params, step) -> PsiR
     width = output_bytes(n_peer, per * n)
     sent_item = np.empty(per * n, dtype=np.int64)  # for --result-to both: which ID each sent value is of
 
-    def evaluate(first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(key: kkrt.OprfKey, first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         chunk = values[first : first + count]
         instances = np.concatenate([cand[first : first + count, k] for k in range(hashing.HASHES)]
                                    + [np.full(count, bins + j) for j in range(stash)])
@@ -247,12 +247,12 @@ def _sender(link, peer, pool, ids, n_peer, stash, session, params, step) -> PsiR
     # this phase, so the second core is free) and sent in order as they complete.
     batches = _batches(n, per)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rs-psi-oprf") as workers:
-        pending = [workers.submit(evaluate, *batch) for batch in batches[:2]]
+        pending = [workers.submit(evaluate, key, *batch) for batch in batches[:2]]
         for i, (first, count) in enumerate(batches):
             sorted_values, order = pending[i].result()
             pending[i] = None  # type: ignore[call-overload]  # drop the batch once it is sent
             if i + 2 < len(batches):
-                pending.append(workers.submit(evaluate, *batches[i + 2]))
+                pending.append(workers.submit(evaluate, key, *batches[i + 2]))
             link.send(peer, "psi/ot/values", sorted_values)
             sent_item[per * first : per * (first + count)] = perm[first + order % count]
     del key

@@ -11,7 +11,7 @@ head office, and one of the group's subsidiaries — compressed into one command
 4. register tables and create the grants each scenario needs — all but one:
    the broker's cross-check against the bank's risk list is left to wait for
    the bank's data owner, who approves it;
-5. run the scenarios as jobs from the job templates in this package, the
+5. run the scenarios as jobs from the job templates in :mod:`riskshare.scenarios`, the
    nightly monitoring job once per simulated day;
 6. verify every node's audit chain, compare the results with the generator's
    ground truth, write ``summary.json`` and ``report.html``, stop the nodes.
@@ -21,6 +21,10 @@ artifacts, downloaded through the API by a user allowed to read it. The only
 local computations are what one institution does with its own data (the
 broker's split of its labelled clients, its broker-only baseline model and the
 evaluation of scores it received).
+
+The driver sits above the node layer (it starts nodes and talks to them through
+the SDK, as the CLI does); the data and templates it uses live in
+:mod:`riskshare.scenarios`, below.
 """
 
 from __future__ import annotations
@@ -40,12 +44,12 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from .. import __version__
-from ..data import read_table, write_table
-from ..errors import ConfigError, InputError, RiskshareError
-from . import report, synth
+from . import __version__
+from .data import read_table, write_table
+from .errors import ConfigError, InputError, RiskshareError
+from .scenarios import report, synth
 
-TEMPLATES = Path(__file__).parent
+TEMPLATES = Path(__file__).parent / "scenarios"  # the job templates (*.yaml)
 NODES = {  # name -> the institution it stands for
     "bank": "bank (commercial bank)",
     "broker": "broker (securities firm; the group's head office)",
@@ -173,9 +177,9 @@ class Demo:
         return ports
 
     def _make_nodes(self) -> None:
-        from ..node import users
-        from ..node.context import NodeContext
-        from ..node.home import NodeHome
+        from .node import users
+        from .node.context import NodeContext
+        from .node.home import NodeHome
 
         ports = self._ports()
         homes = {name: NodeHome.init(self.homes / name, name, f"127.0.0.1:{port}") for name, port in ports.items()}
@@ -193,7 +197,7 @@ class Demo:
                 context.close()
 
     def _start_nodes(self) -> None:
-        from ..node.service import NodeProcess
+        from .node.service import NodeProcess
 
         for name in NODES:
             proc = NodeProcess(self.homes / name, log_path=self.homes / f"{name}.log")
@@ -212,12 +216,12 @@ class Demo:
                 proc.kill()
 
     def client(self, node: str, role: str) -> Any:
-        from ..client import Client
+        from .client import Client
 
         return Client.for_home(self.homes / node, self.tokens[node][role], timeout=120.0)
 
     def _node_info(self) -> dict[str, Any]:
-        from ..node.home import NodeHome
+        from .node.home import NodeHome
 
         out = {}
         for name, label in NODES.items():
@@ -457,7 +461,7 @@ class Demo:
                 "commands": [self._commands("broker", t) for t in ("high_risk_iv", "high_risk_train", "high_risk_predict")]}
 
     def _broker_only(self, holdout: pa.Table) -> dict[str, Any]:
-        from ..ml.lr import fit_plain_logistic
+        from .ml.lr import fit_plain_logistic
 
         train = read_table(self.data / "broker" / "hr_train.csv", string_columns=["uscc"])
         features = [c for c in train.column_names if c not in ("uscc", "high_risk")]
@@ -575,7 +579,7 @@ def _iv_by_party(doc: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def _evaluate(y: np.ndarray, score: np.ndarray, points: int = 60) -> dict[str, Any]:
-    from ..ml import metrics
+    from .ml import metrics
 
     roc = metrics.roc_curve(y, score)
     idx = np.unique(np.linspace(0, len(roc["fpr"]) - 1, points).astype(int))
