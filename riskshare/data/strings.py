@@ -1,7 +1,8 @@
 """Arrays of strings as fixed-width byte matrices, and fast non-cryptographic fingerprints of them.
 
 Strings of one byte length become one (n, length) uint8 matrix without a copy
-per string (:func:`length_groups`); protocols hash those matrices in bulk (the
+per string (:func:`length_groups`), strings of any length a zero-padded one
+(:func:`padded_bytes`); protocols hash those matrices in bulk (the
 OT-based PSI's keyed digests), and :func:`fingerprints` mixes them into 64-bit
 values for grouping equal strings (duplicate IDs). Fingerprints are not a
 cryptographic hash — callers confirm every grouping byte for byte — but they
@@ -30,6 +31,28 @@ def fixed_width(ids: pa.Array, length: int) -> np.ndarray:
     data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)
     start = fixed.offset * length
     return data[start : start + len(fixed) * length].reshape(-1, length)
+
+
+def padded_bytes(arr: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 bytes of strings of any length as a zero-padded (n, width) uint8 matrix (longer ones cut),
+    plus each string's byte length; nulls count as empty."""
+    arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    n = len(arr)
+    if n == 0:
+        return np.zeros((0, width), np.uint8), np.zeros(0, np.int64)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    data_buf = arr.buffers()[2]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    lengths = offsets[1:] - offsets[:-1]
+    cols = np.arange(width)
+    idx = offsets[:-1, None] + cols
+    keep = cols < lengths[:, None]
+    if data.size == 0:
+        return np.zeros((n, width), np.uint8), lengths
+    out = np.where(keep, data[np.minimum(idx, data.size - 1)], 0).astype(np.uint8)
+    return out, lengths
 
 
 def length_groups(ids: pa.Array | pa.ChunkedArray) -> Iterator[tuple[np.ndarray | None, int, np.ndarray]]:

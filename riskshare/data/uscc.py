@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from .strings import padded_bytes
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 LENGTH = 18
@@ -24,27 +25,6 @@ for _i, _ch in enumerate(ALPHABET):
     _VALUE[ord(_ch)] = _i
 
 
-def fixed_width(arr: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes of each string as a zero-padded (n, width) uint8 matrix, plus byte lengths."""
-    arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
-    if arr.null_count:
-        arr = pc.fill_null(arr, "")
-    n = len(arr)
-    if n == 0:
-        return np.zeros((0, width), np.uint8), np.zeros(0, np.int64)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    data_buf = arr.buffers()[2]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    lengths = offsets[1:] - offsets[:-1]
-    cols = np.arange(width)
-    idx = offsets[:-1, None] + cols
-    keep = cols < lengths[:, None]
-    if data.size == 0:
-        return np.zeros((n, width), np.uint8), lengths
-    out = np.where(keep, data[np.minimum(idx, data.size - 1)], 0).astype(np.uint8)
-    return out, lengths
-
-
 def check_character(first17: np.ndarray) -> np.ndarray:
     """Expected check-character values for an (n, 17) matrix of character values."""
     total = (first17 * WEIGHTS).sum(axis=1) % 31
@@ -53,7 +33,7 @@ def check_character(first17: np.ndarray) -> np.ndarray:
 
 def validate(codes: pa.Array) -> tuple[np.ndarray, list[str | None]]:
     """Return (valid mask, reason per code or None) for normalised codes."""
-    mat, lengths = fixed_width(codes, LENGTH)
+    mat, lengths = padded_bytes(codes, LENGTH)
     values = _VALUE[mat]
     length_ok = lengths == LENGTH
     chars_ok = (values >= 0).all(axis=1) & length_ok

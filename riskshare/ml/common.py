@@ -24,6 +24,20 @@ VFL_WIRE_VERSION = 1
 MIN_ROWS = 10
 
 
+def params_from_dict(cls: type, doc: dict[str, Any] | None, what: str) -> Any:
+    """An instance of the parameter dataclass ``cls`` from ``doc``; unknown names are refused by name.
+
+    Each algorithm's ``from_dict`` calls this, then checks the values' ranges.
+    """
+    doc = dict(doc or {})
+    known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise InputError(f"unknown {what} parameter(s): {', '.join(unknown)}",
+                         hint=f"known: {', '.join(sorted(known))}")
+    return cls(**doc)
+
+
 def check_role(role: str) -> None:
     if role not in ROLES:
         raise InputError(f"role must be 'guest' (holds the labels) or 'host', not '{role}'")

@@ -80,7 +80,8 @@ import numpy as np
 from ..crypto import he
 from ..errors import InputError, ProtocolError
 from ..net import Link
-from .common import TrainLog, agree, check_features, check_labels, recv_public_key, send_public_key
+from .common import (TrainLog, agree, check_features, check_labels, params_from_dict, recv_public_key,
+                     send_public_key)
 
 ALGORITHM = "lr"
 PREFIX = "lr"
@@ -110,12 +111,7 @@ class LRParams:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any] | None) -> "LRParams":
-        doc = dict(doc or {})
-        unknown = sorted(set(doc) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise InputError(f"unknown LR parameter(s): {', '.join(unknown)}",
-                             hint=f"known: {', '.join(sorted(cls.__dataclass_fields__))}")
-        p = cls(**doc)
+        p = params_from_dict(cls, doc, "LR")
         if not isinstance(p.max_iter, int) or not 1 <= p.max_iter <= 1000:
             raise InputError("max_iter must be an integer from 1 to 1000")
         if not 0 < float(p.learning_rate) <= 2 or float(p.lr_decay) < 0:

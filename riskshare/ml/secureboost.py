@@ -62,8 +62,8 @@ from ..errors import InputError, ProtocolError
 from ..net import Link
 from . import binning as binning_mod
 from .common import (
-    TrainLog, agree, check_features, check_labels, recv_ciphertexts, recv_public_key, send_ciphertexts,
-    send_public_key,
+    TrainLog, agree, check_features, check_labels, params_from_dict, recv_ciphertexts, recv_public_key,
+    send_ciphertexts, send_public_key,
 )
 
 ALGORITHM = "secureboost"
@@ -89,13 +89,7 @@ class SecureBoostParams:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any] | None) -> "SecureBoostParams":
-        doc = dict(doc or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise InputError(f"unknown SecureBoost parameter(s): {', '.join(unknown)}",
-                             hint=f"known: {', '.join(sorted(known))}")
-        p = cls(**doc)
+        p = params_from_dict(cls, doc, "SecureBoost")
         p.check()
         return p
 

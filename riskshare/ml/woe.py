@@ -46,7 +46,8 @@ from ..errors import InputError, ProtocolError
 from ..net import Link
 from . import binning as binning_mod
 from .common import (
-    agree, check_features, check_labels, recv_ciphertexts, recv_public_key, send_ciphertexts, send_public_key,
+    agree, check_features, check_labels, params_from_dict, recv_ciphertexts, recv_public_key, send_ciphertexts,
+    send_public_key,
 )
 
 ALGORITHM = "woe-iv"
@@ -66,12 +67,7 @@ class IVParams:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any] | None) -> "IVParams":
-        doc = dict(doc or {})
-        unknown = sorted(set(doc) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise InputError(f"unknown WOE/IV parameter(s): {', '.join(unknown)}",
-                             hint=f"known: {', '.join(sorted(cls.__dataclass_fields__))}")
-        p = cls(**doc)
+        p = params_from_dict(cls, doc, "WOE/IV")
         if not isinstance(p.max_bin, int) or not 2 <= p.max_bin <= 256:
             raise InputError("max_bin must be an integer from 2 to 256")
         if p.method not in binning_mod.METHODS:

@@ -115,7 +115,7 @@ class TableCopy:
             keep = ~drop
             base = (self.tags[keep], self.nonces[keep], self.ciphertexts[keep], self.revisions[keep])
         all_tags = np.concatenate([base[0], tags])
-        order = _tag_order(all_tags)
+        order = records.tag_order(all_tags)
         new = TableCopy(
             table_id=manifest["table"], key_id=manifest["key_id"], version=int(manifest["version"]),
             columns=list(manifest["columns"]), width=int(manifest["width"]), digest=manifest["digest"],
@@ -197,10 +197,3 @@ class CacheStore:
         if directory.exists():
             shutil.rmtree(directory)
 
-
-def _tag_order(tags: np.ndarray) -> np.ndarray:
-    if len(tags) == 0:
-        return np.zeros(0, np.int64)
-    hi = tags[:, :8].copy().view(">u8").reshape(-1)
-    lo = tags[:, 8:].copy().view(">u8").reshape(-1)
-    return np.lexsort((lo, hi))

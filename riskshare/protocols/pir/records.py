@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ...data.uscc import fixed_width
+from ...data.strings import padded_bytes
 from ...errors import InputError
 
 TAG_BYTES = 16
@@ -108,7 +108,7 @@ def width_for(joined: pa.Array, minimum: int = 0) -> int:
 
 def pad(joined: pa.Array, width: int) -> np.ndarray:
     """(n, width) uint8: big-endian length, UTF-8 bytes, zero padding."""
-    body, lengths = fixed_width(joined, width - 2)
+    body, lengths = padded_bytes(joined, width - 2)
     if len(lengths) and lengths.max() > width - 2:
         raise ValueError("record longer than the table width")
     out = np.zeros((len(lengths), width), dtype=np.uint8)
@@ -168,3 +168,12 @@ def open_record(key: bytes, nonce: bytes, ciphertext: bytes, table_id: str, key_
         return AESGCM(key).decrypt(nonce, ciphertext, associated_data(table_id, key_id, tag, revision))
     except InvalidTag:
         return None
+
+
+def tag_order(tags: np.ndarray) -> np.ndarray:
+    """Positions that sort (n, 16) uint8 tags lexicographically."""
+    if len(tags) == 0:
+        return np.zeros(0, np.int64)
+    hi = tags[:, :8].copy().view(">u8").reshape(-1)
+    lo = tags[:, 8:].copy().view(">u8").reshape(-1)
+    return np.lexsort((lo, hi))

@@ -174,7 +174,7 @@ class ServerTable:
 
         step = (lambda done, total: progress("evaluate OPRF on the table's keys", done, total)) if progress else None
         prf = key.evaluate([k.encode() for k in keys.to_pylist()], progress=step, on_rows=seal_rows)
-        order = _tag_order(tags)
+        order = records.tag_order(tags)
         return cls(
             table_id=table_id, key=key, version=version, columns=list(columns), width=width,
             keys=keys.take(pa.array(order)), prf=prf[order], fingerprints=fingerprints[order], buckets=buckets[order],
@@ -201,7 +201,7 @@ class ServerTable:
             n_, c_ = records.seal(padded[todo], derived.keys[todo], derived.tags[todo], revisions[todo],
                                   table_id, key.key_id)
             nonces[todo], cts[todo] = n_, c_
-        order = _tag_order(derived.tags)
+        order = records.tag_order(derived.tags)
         return cls(
             table_id=table_id, key=key, version=version, columns=list(columns), width=width,
             keys=keys.take(pa.array(order)), prf=prf[order], fingerprints=fingerprints[order],
@@ -389,14 +389,6 @@ def prepare_table(table: pa.Table, key_column: str, source: str,
     values = records.join_values(table, value_columns, source)
     return keys, values, value_columns
 
-
-def _tag_order(tags: np.ndarray) -> np.ndarray:
-    """Positions that sort rows by tag (lexicographic on the 16 bytes)."""
-    if len(tags) == 0:
-        return np.zeros(0, np.int64)
-    hi = tags[:, :8].copy().view(">u8").reshape(-1)
-    lo = tags[:, 8:].copy().view(">u8").reshape(-1)
-    return np.lexsort((lo, hi))
 
 
 def _positions(old: pa.Array, new: pa.Array) -> np.ndarray:

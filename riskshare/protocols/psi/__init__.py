@@ -21,7 +21,7 @@ from ...errors import InputError
 from ...net import Link
 from . import auto, buckets, ecdh, ot, psi_sum, unbalanced
 from .buckets import DEFAULT_BUCKET_SIZE, Executor
-from .common import OutputMode, Progress, PsiParams, PsiResult, ResultTo, Role, agree, check_role
+from .common import OutputMode, Progress, PsiParams, PsiResult, ResultTo, Role, agree, as_id_array, check_role
 
 PROTOCOLS: dict[str, Callable[..., PsiResult]] = {
     ecdh.NAME: ecdh.run,
@@ -30,14 +30,6 @@ PROTOCOLS: dict[str, Callable[..., PsiResult]] = {
     psi_sum.NAME: psi_sum.run,
 }
 CHOICES = (ecdh.NAME, ot.NAME, unbalanced.NAME, "auto")  # what --protocol takes; "sum" is --output-mode sum
-
-
-def _as_array(ids: Sequence[str] | pa.Array) -> pa.Array:
-    if isinstance(ids, pa.ChunkedArray):
-        return ids.combine_chunks()
-    if isinstance(ids, pa.Array):
-        return ids
-    return pa.array(list(ids), type=pa.string())
 
 
 def _protocol_params(name: str, result_to: ResultTo, output_mode: OutputMode, stash: int,
@@ -90,7 +82,7 @@ def run(
         raise InputError(f"unknown PSI protocol '{protocol}'", hint=f"choose one of: {', '.join(CHOICES)}")
     if bucket_size < 1:
         raise InputError("the bucket size must be at least 1")
-    ids = _as_array(ids)
+    ids = as_id_array(ids)
     plan = PsiParams(protocol=protocol, result_to=result_to, output_mode=output_mode,
                      extra={"bucket_size": int(bucket_size), "stash": int(stash)})
     plan.check()

@@ -8,9 +8,10 @@ both sides with :class:`~riskshare.errors.ParameterMismatch`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
+import pyarrow as pa
 
 from ...errors import InputError, ParameterMismatch, ProtocolError
 from ...net import Link
@@ -105,3 +106,12 @@ def check_indices(indices: np.ndarray, upper: int, peer: str, step: str) -> np.n
     if np.unique(idx).size != idx.size:
         raise ProtocolError(f"peer '{peer}' sent repeated positions for step '{step}'")
     return np.sort(idx)
+
+
+def as_id_array(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """IDs as one Arrow string array (a list of str is converted; an Arrow array is used as it is)."""
+    if isinstance(ids, pa.ChunkedArray):
+        return ids.combine_chunks()
+    if isinstance(ids, pa.Array):
+        return ids
+    return pa.array(list(ids), type=pa.string())

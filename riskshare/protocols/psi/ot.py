@@ -63,7 +63,7 @@ from ...crypto.ot import kkrt
 from ...errors import InputError, ProtocolError
 from ...net import Link
 from . import hashing
-from .common import Progress, PsiParams, PsiResult, Role, agree, check_indices
+from .common import Progress, PsiParams, PsiResult, Role, agree, as_id_array, check_indices
 from .matching import SortedTable
 
 NAME = "ot"
@@ -119,14 +119,6 @@ def _tweak(values: np.ndarray, index: int) -> np.ndarray:
     return out
 
 
-def _to_array(ids: Sequence[str] | pa.Array) -> pa.Array:
-    if isinstance(ids, pa.ChunkedArray):
-        return ids.combine_chunks()
-    if isinstance(ids, pa.Array):
-        return ids
-    return pa.array(list(ids), type=pa.string())
-
-
 def run(
     link: Link,
     peer: str,
@@ -146,7 +138,7 @@ def run(
     stash = int(params.extra.get("stash", 0))
     if not 0 <= stash <= 16:
         raise InputError("the cuckoo stash holds 0 to 16 values")
-    ids = _to_array(ids)
+    ids = as_id_array(ids)
     n = len(ids)
     n_peer = agree(link, peer, role, params, n)
     step = (lambda name, done, total: progress(name, done, total)) if progress else (lambda *a: None)
