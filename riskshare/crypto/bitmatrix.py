@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+
 from .workers import pool
 
 _MASKS = {
@@ -36,7 +37,6 @@ _MASKS = {
     1: np.uint64(0x5555555555555555),
 }
 _CHUNK_WORDS = 2048  # words of each block row per task: (w/64) * 64 * 2048 * 8 bytes, ~8 MiB at w = 512
-
 
 
 def _transpose_blocks_inplace(blocks: np.ndarray) -> None:
@@ -60,27 +60,34 @@ def columns_to_rows(columns: np.ndarray) -> np.ndarray:
     """(w, m/64) uint64 columns -> (m, w/64) uint64 rows (see the module docstring). w, m multiples of 64."""
     w, words = columns.shape
     # never transpose the caller's array: each chunk is a copy
-    return rows_from_column_chunks(w, words, lambda start, stop: np.array(columns[:, start:stop], order="C"))
+    (rows,) = rows_from_column_chunks(w, words, lambda start, stop: (np.array(columns[:, start:stop], order="C"),))
+    return rows
 
 
-def rows_from_column_chunks(w: int, words: int, chunk: Callable[[int, int], np.ndarray]) -> np.ndarray:
-    """The (m, w/64) rows of a (w, m/64) column matrix that is never held whole.
+def rows_from_column_chunks(w: int, words: int, chunk: Callable[[int, int], tuple[np.ndarray, ...]],
+                            matrices: int = 1) -> tuple[np.ndarray, ...]:
+    """The (m, w/64) rows of ``matrices`` (w, m/64) column matrices that are never held whole.
 
-    ``chunk(start, stop)`` returns a fresh C-contiguous (w, stop - start)
-    uint64 array: words [start, stop) of every column (for OT extension, a
-    piece of each PRG stream). Each piece is transposed while it is still in
-    cache and copied into the result, so the column matrix costs no memory of
-    its own.
+    ``chunk(start, stop)`` returns one fresh C-contiguous (w, stop - start)
+    uint64 array per matrix: words [start, stop) of every column (for OT
+    extension, pieces of the PRG streams, so matrices derived from the same
+    streams are made together). Each piece is transposed while it is still in
+    cache and copied into its result, so the column matrices cost no memory of
+    their own.
     """
     if w % 64:
         raise ValueError("the number of columns must be a multiple of 64")
     groups = w // 64
-    out = np.empty((64 * words, groups), dtype=np.uint64)
+    outs = tuple(np.empty((64 * words, groups), dtype=np.uint64) for _ in range(matrices))
 
     def task(start: int, stop: int) -> None:
-        piece = chunk(start, stop).reshape(groups, 64, stop - start)
-        _transpose_blocks_inplace(piece)  # word [g, r, t] now holds columns 64g.. of instance 64t + r
-        out[64 * start : 64 * stop].reshape(stop - start, 64, groups)[...] = piece.transpose(2, 1, 0)
+        pieces = chunk(start, stop)
+        if len(pieces) != matrices:
+            raise ValueError(f"expected {matrices} pieces, got {len(pieces)}")
+        for out, piece in zip(outs, pieces):
+            piece = piece.reshape(groups, 64, stop - start)
+            _transpose_blocks_inplace(piece)  # word [g, r, t] now holds columns 64g.. of instance 64t + r
+            out[64 * start : 64 * stop].reshape(stop - start, 64, groups)[...] = piece.transpose(2, 1, 0)
 
     bounds = [(s, min(s + _CHUNK_WORDS, words)) for s in range(0, words, _CHUNK_WORDS)]
     if len(bounds) <= 1:
@@ -89,4 +96,4 @@ def rows_from_column_chunks(w: int, words: int, chunk: Callable[[int, int], np.n
     else:
         for fut in [pool("bits").submit(task, s, e) for s, e in bounds]:
             fut.result()
-    return out
+    return outs

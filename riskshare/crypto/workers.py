@@ -1,8 +1,9 @@
 """Thread pools for the bulk crypto code, one per purpose, as many threads as cores.
 
-libsodium (through ctypes or cffi), OpenSSL and numpy release the GIL during
-their calls, so a plain thread pool keeps every core busy without the cost of
-processes. A pool is created on first use and lives as long as the process;
+libsodium (through ctypes or cffi) and numpy release the GIL during their
+calls, so a plain thread pool keeps every core busy without the cost of
+processes. (OpenSSL through ``cryptography`` — AES, X25519 — holds it: two
+threads take as long as one, measured.) A pool is created on first use and lives as long as the process;
 giving each purpose its own pool (and thread-name prefix) keeps a protocol
 that waits on one kind of work from starving another, and makes profiles
 readable.

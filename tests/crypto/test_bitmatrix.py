@@ -32,9 +32,11 @@ def test_rows_from_column_chunks_asks_for_every_piece_once():
 
     def piece(start, stop):
         asked.append((start, stop))
-        return np.array(cols[:, start:stop], order="C")
+        return np.array(cols[:, start:stop], order="C"), np.array(~cols[:, start:stop], order="C")
 
-    assert (rows_from_column_chunks(128, 5000, piece) == columns_to_rows(cols)).all()
+    rows, inverted = rows_from_column_chunks(128, 5000, piece, 2)
+    assert (rows == columns_to_rows(cols)).all()
+    assert (inverted == ~rows).all()
     assert sorted(asked)[0][0] == 0 and sorted(asked)[-1][1] == 5000
     assert sum(stop - start for start, stop in asked) == 5000
 

@@ -67,20 +67,23 @@ def _prg_nonce(session: bytes, which: int) -> bytes:
     return session[:15] + bytes([which])
 
 
-def _prg_rows(seeds: list[bytes], m: int, nonce: bytes, xor_seeds: list[bytes] | None = None) -> np.ndarray:
-    """Rows (m, w/64) of the matrix whose column j is the PRG stream of seeds[j] (⊕ that of xor_seeds[j]).
+def _prg_rows(seeds: list[bytes], m: int, nonce: bytes, xor_seeds: list[bytes] | None = None
+              ) -> tuple[np.ndarray, ...]:
+    """Rows (m, w/64) of the matrix whose column j is the PRG stream of seeds[j]; with ``xor_seeds``,
+    also the rows of that matrix ⊕ the one of xor_seeds[j] (T0 and T0 ⊕ T1 from one pass over the streams).
 
     The streams are made and transposed piece by piece (:func:`..bitmatrix.rows_from_column_chunks`).
     """
 
-    def piece(start: int, stop: int) -> np.ndarray:
+    def piece(start: int, stop: int) -> tuple[np.ndarray, ...]:
         cols = aes.prg_matrix(seeds, 8 * (stop - start), nonce, offset=8 * start).view(np.uint64)
-        if xor_seeds is not None:
-            np.bitwise_xor(cols, aes.prg_matrix(xor_seeds, 8 * (stop - start), nonce, offset=8 * start).view(np.uint64),
-                           out=cols)
-        return cols
+        if xor_seeds is None:
+            return (cols,)
+        other = aes.prg_matrix(xor_seeds, 8 * (stop - start), nonce, offset=8 * start).view(np.uint64)
+        np.bitwise_xor(other, cols, out=other)
+        return cols, other
 
-    return rows_from_column_chunks(len(seeds), m // 64, piece)
+    return rows_from_column_chunks(len(seeds), m // 64, piece, 1 if xor_seeds is None else 2)
 
 
 def _block(rows: np.ndarray, b: int) -> np.ndarray:
@@ -150,7 +153,7 @@ def sender_setup(link: Link, peer: str, m: int, session: bytes, tag: str = "kkrt
     seeds = base.receive(link, peer, choices, session, tag=f"{tag}/base")
     code_keys = [os.urandom(16) for _ in range(CODE_BLOCKS)]
     link.send(peer, f"{tag}/code", b"".join(code_keys))
-    ts = _prg_rows(seeds, m, _prg_nonce(session, 0))
+    (ts,) = _prg_rows(seeds, m, _prg_nonce(session, 0))
     return SenderSetup(s=s_bits.view(np.uint64).copy(), ts=ts, code_keys=code_keys, rows=m)
 
 
@@ -187,9 +190,7 @@ def receiver_setup(link: Link, peer: str, m: int, session: bytes, tag: str = "kk
     raw = link.recv_bytes(peer, f"{tag}/code", exact=16 * CODE_BLOCKS)
     code_keys = [raw[16 * b : 16 * b + 16] for b in range(CODE_BLOCKS)]
     nonce = _prg_nonce(session, 0)
-    k0s, k1s = [k0 for k0, _ in pairs], [k1 for _, k1 in pairs]
-    t0 = _prg_rows(k0s, m, nonce)
-    d = _prg_rows(k0s, m, nonce, xor_seeds=k1s)  # T0 ⊕ T1 (recomputing T0's stream is cheaper than keeping it)
+    t0, d = _prg_rows([k0 for k0, _ in pairs], m, nonce, xor_seeds=[k1 for _, k1 in pairs])  # T0, T0 ⊕ T1
     return ReceiverSetup(t0=t0, d=d, code_keys=code_keys, rows=m)
 
 

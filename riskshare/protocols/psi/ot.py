@@ -60,6 +60,7 @@ import numpy as np
 import pyarrow as pa
 
 from ...crypto.ot import kkrt
+from ...crypto.workers import pool as worker_pool
 from ...errors import InputError, ProtocolError
 from ...net import Link
 from . import hashing
@@ -148,7 +149,8 @@ def run(
         return PsiResult(role, NAME, n, n_peer, indices=empty if learns else None, size=0 if learns else None)
     session = _session(link, peer, role)
     # Local hashing (ID compression, and the receiver's cuckoo table) runs on a worker thread while the
-    # input-independent OT-extension setup talks to the peer: numpy, OpenSSL and libsodium release the GIL.
+    # input-independent OT-extension setup talks to the peer: numpy and libsodium release the GIL (OpenSSL's AES
+    # through `cryptography` does not, measured, so only its numpy share overlaps).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rs-psi-hash") as pool:
         if role == "receiver":
             return _receiver(link, peer, pool, ids, n_peer, stash, session, params, step)
@@ -235,18 +237,18 @@ def _sender(link, peer, pool, ids, n_peer, stash, session, params, step) -> PsiR
         order = _send_order(out)
         return out[order], order
 
-    # Two batches are evaluated at once (numpy and OpenSSL release the GIL: the receiver only matches in
-    # this phase, so the second core is free) and sent in order as they complete.
+    # Two batches are evaluated at once and sent in order as they complete: the gathers, XORs and sorts
+    # (numpy, which releases the GIL) of one overlap the other's, while the receiver only matches.
     batches = _batches(n, per)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rs-psi-oprf") as workers:
-        pending = [workers.submit(evaluate, key, *batch) for batch in batches[:2]]
-        for i, (first, count) in enumerate(batches):
-            sorted_values, order = pending[i].result()
-            pending[i] = None  # type: ignore[call-overload]  # drop the batch once it is sent
-            if i + 2 < len(batches):
-                pending.append(workers.submit(evaluate, key, *batches[i + 2]))
-            link.send(peer, "psi/ot/values", sorted_values)
-            sent_item[per * first : per * (first + count)] = perm[first + order % count]
+    workers = worker_pool("psi-oprf")
+    pending = [workers.submit(evaluate, key, *batch) for batch in batches[:2]]
+    for i, (first, count) in enumerate(batches):
+        sorted_values, order = pending[i].result()
+        pending[i] = None  # type: ignore[call-overload]  # drop the batch once it is sent
+        if i + 2 < len(batches):
+            pending.append(workers.submit(evaluate, key, *batches[i + 2]))
+        link.send(peer, "psi/ot/values", sorted_values)
+        sent_item[per * first : per * (first + count)] = perm[first + order % count]
     del key
     step("oblivious PRF", 1, 1)
     if params.result_to != "both":
