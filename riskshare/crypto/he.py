@@ -42,7 +42,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Iterable, Sequence
 
@@ -57,6 +57,8 @@ DEFAULT_KEY_BITS = 2048
 KEY_SIZES = (2048, 3072)
 # Batches smaller than this are encrypted in-process: a pool round trip costs more.
 PARALLEL_MIN = 512
+# Histograms with fewer (row, group) entries than this are summed in-process.
+HISTOGRAM_PARALLEL_MIN = 20000
 
 
 class PlaintextOverflow(InputError):
@@ -77,22 +79,30 @@ def _ints(values: Iterable[int] | np.ndarray) -> list[int]:
 
 @dataclass
 class EncryptedVector:
-    """Ciphertexts under ``public_key``, one per plaintext value."""
+    """Ciphertexts under ``public_key``, one per plaintext value.
+
+    ``wire`` is the fixed-width byte form the values were decoded from, when they
+    came from a peer (:meth:`PublicKey.ciphertexts_from_bytes`): handing rows of it
+    to worker processes costs a copy, where the integers would cost a conversion.
+    """
 
     public_key: "PublicKey"
     values: list[mpz]
+    wire: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.values)
 
     def __getitem__(self, index: Any) -> "EncryptedVector":
+        wire = self.wire
         if isinstance(index, slice):
-            return EncryptedVector(self.public_key, self.values[index])
+            return EncryptedVector(self.public_key, self.values[index], None if wire is None else wire[index])
         idx = np.asarray(index)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         vals = self.values
-        return EncryptedVector(self.public_key, [vals[i] for i in idx.tolist()])
+        return EncryptedVector(self.public_key, [vals[i] for i in idx.tolist()],
+                               None if wire is None else wire[idx])
 
     def to_bytes(self) -> np.ndarray:
         return self.public_key.ciphertexts_to_bytes(self)
@@ -224,6 +234,37 @@ class PublicKey(ABC):
             acc = acc * x % m
         return EncryptedVector(self, [acc])
 
+    def histogram(self, a: EncryptedVector, groups: np.ndarray, n_groups: int, *,
+                  workers: int | None = None) -> EncryptedVector:
+        """Encrypted sums by group: ``out[g] = [[Σ a_i over every (i, j) with groups[i, j] == g]]``.
+
+        ``groups`` is an integer matrix of shape ``(len(a), k)``: ciphertext ``i`` is
+        added into the ``k`` groups of its row (SecureBoost: one bin of each
+        feature). One multiplication per entry, the rows split over worker
+        processes for big inputs. A group nothing falls into comes out as the
+        integer 1 — an encryption of zero with no randomness: re-randomise
+        before sending any of these to the key owner.
+        """
+        self._check_key(a)
+        grp = np.asarray(groups)
+        if grp.ndim != 2 or len(grp) != len(a) or grp.dtype.kind not in "iu":
+            raise ValueError(f"groups must be an integer matrix with {len(a)} rows, not {grp.shape} {grp.dtype}")
+        if grp.size and (int(grp.min()) < 0 or int(grp.max()) >= n_groups):
+            raise ValueError(f"group numbers must be in [0, {n_groups})")
+        n_workers = default_workers() if workers is None else max(1, workers)
+        if n_workers == 1 or grp.size < HISTOGRAM_PARALLEL_MIN or not _main_importable():
+            return EncryptedVector(self, _histogram_local(self.modulus, a.values, grp, n_groups))
+        rows = a.wire if a.wire is not None else self.ciphertexts_to_bytes(a)
+        pool, spec_id = _pool_for(self, n_workers)
+        size = math.ceil(len(a) / n_workers)
+        futures = [pool.submit(_worker_run, spec_id, "histogram", (rows[i : i + size], grp[i : i + size], n_groups))
+                   for i in range(0, len(a), size)]
+        m = self.modulus
+        out = [mpz(1)] * n_groups
+        for f in futures:
+            out = [x if y == 1 else (y if x == 1 else x * y % m) for x, y in zip(out, f.result())]
+        return EncryptedVector(self, out)
+
     def dot(self, matrix: np.ndarray, a: EncryptedVector) -> EncryptedVector:
         """[[M · a]] for an integer matrix M of shape (k, len(a)): k multi-exponentiations.
 
@@ -278,7 +319,7 @@ class PublicKey(ABC):
             acc = acc * c % m
         if gmpy2.gcd(acc, m) != 1:
             raise InvalidCiphertext(f"peer '{peer}' sent a non-invertible ciphertext for step '{step}'")
-        return EncryptedVector(self, values)
+        return EncryptedVector(self, values, rows)
 
 
 class PrivateKey(ABC):
@@ -515,11 +556,26 @@ def _worker_init(spec_id: str, scheme: str, material: dict[str, Any], private: b
     _WORKER_KEYS[spec_id] = module.rebuild(material, private)
 
 
-def _worker_run(spec_id: str, op: str, chunk: list) -> list:
+def _worker_run(spec_id: str, op: str, chunk: Any) -> list:
     key = _WORKER_KEYS[spec_id]
     if op == "encrypt":
         return key._encrypt_local(chunk)
+    if op == "histogram":
+        rows, groups, n_groups = chunk
+        data, w = rows.tobytes(), rows.shape[1]
+        values = [mpz(int.from_bytes(data[i : i + w], "big")) for i in range(0, len(data), w)]
+        return _histogram_local(key.modulus, values, groups, n_groups)
     return key._decrypt_raw(chunk)
+
+
+def _histogram_local(m: mpz, values: list[mpz], groups: np.ndarray, n_groups: int) -> list[mpz]:
+    out = [mpz(1)] * n_groups
+    one = out[0]
+    for column in groups.T.tolist():
+        for g, c in zip(column, values):
+            acc = out[g]
+            out[g] = c if acc is one else acc * c % m
+    return out
 
 
 def _pool_for(owner: PublicKey | PrivateKey, workers: int) -> tuple[ProcessPoolExecutor, str]:

@@ -410,6 +410,7 @@ def train_host(
     bins = binning_mod.fit(X, p.max_bin, "quantile")
     Xb = bins.transform(X)
     feats, ks = _candidate_layout(bins.n_bins)
+    bin_offsets = np.r_[0, np.cumsum(bins.n_bins)].astype(np.int64)
     n_cand = len(feats)
     link.send_json(peer, f"{PREFIX}/host_info", {"n_candidates": n_cand})
     lookup: list[dict[str, Any]] = []
@@ -426,7 +427,7 @@ def train_host(
             log(tree=f"{t + 1}/{p.n_trees}", note="guest features only")
             continue
         sampled = _unpackbits(link.recv_array(peer, f"{PREFIX}/sampled", dtype=np.uint8, shape=((n + 7) // 8,)), n)
-        cts = recv_ciphertexts(link, peer, f"{PREFIX}/gh", pk, int(sampled.sum())).values
+        cts = recv_ciphertexts(link, peer, f"{PREFIX}/gh", pk, int(sampled.sum()))
         slot_of = np.cumsum(sampled) - 1  # row -> position in cts
         perm = sys_rng.permutation(n_cand)  # shuffled order of candidates, fixed for this tree
         node_of = np.zeros(n, dtype=np.int32)
@@ -445,9 +446,7 @@ def train_host(
                                                       for k in requests):
                 raise ProtocolError(f"peer '{peer}' asked for impossible nodes {requests[:5]}")
             out: list[mpz] = []
-            for k in requests:
-                rows = np.flatnonzero((node_of == k) & sampled)
-                cand = _host_candidates(pk, [cts[i] for i in slot_of[rows].tolist()], Xb[rows], bins.n_bins)
+            for cand in _host_candidates(pk, cts, slot_of, node_of, sampled, requests, Xb, bin_offsets):
                 out.extend(cand[i] for i in perm.tolist())
             ct = pk.rerandomize(he.EncryptedVector(pk, out))
             send_ciphertexts(link, peer, f"{PREFIX}/hist", ct)
@@ -478,24 +477,33 @@ def train_host(
     return SecureBoostHostModel(model_id, p.to_dict(), feature_names or [f"x{j}" for j in range(X.shape[1])], lookup)
 
 
-def _host_candidates(pk: he.PublicKey, cts: list[mpz], Xb: np.ndarray, n_bins: np.ndarray) -> list[mpz]:
-    """Encrypted cumulative (G, H) sums for every candidate split of every feature, canonical order."""
+def _host_candidates(pk: he.PublicKey, cts: he.EncryptedVector, slot_of: np.ndarray, node_of: np.ndarray,
+                     sampled: np.ndarray, nodes: list[int], Xb: np.ndarray, bin_offsets: np.ndarray) -> list[list[mpz]]:
+    """Encrypted cumulative (G, H) sums for every candidate split of every feature, per node, canonical order.
+
+    One encrypted histogram over all the requested nodes at once (group = node, feature,
+    bin), summed in worker processes; then each feature's bins are accumulated left to right.
+    """
+    total = int(bin_offsets[-1])
+    rows = [np.flatnonzero((node_of == k) & sampled) for k in nodes]
+    groups = np.concatenate([Xb[r].astype(np.int64) + bin_offsets[:-1] + i * total for i, r in enumerate(rows)]
+                            or [np.zeros((0, Xb.shape[1]), np.int64)])
+    sums = pk.histogram(cts[slot_of[np.concatenate(rows or [np.zeros(0, np.int64)])]], groups,
+                        total * len(nodes)).values
     m = pk.modulus
-    out: list[mpz] = []
-    one = mpz(1)
-    for j in range(Xb.shape[1]):
-        nb = int(n_bins[j])
-        col = Xb[:, j]
-        order = np.argsort(col, kind="stable")
-        counts = np.bincount(col, minlength=nb)
-        sorted_cts = [cts[i] for i in order.tolist()]
-        acc = one
-        pos = 0
-        for b in range(nb - 1):
-            for c in sorted_cts[pos: pos + counts[b]]:
+    out = []
+    for i in range(len(nodes)):
+        cand: list[mpz] = []
+        for j in range(len(bin_offsets) - 1):
+            lo, hi = i * total + int(bin_offsets[j]), i * total + int(bin_offsets[j + 1])
+            if hi - lo < 2:  # a constant feature: no candidate split
+                continue
+            acc = sums[lo]
+            cand.append(acc)
+            for c in sums[lo + 1 : hi - 1]:  # the last bin is no candidate (everything left)
                 acc = acc * c % m
-            pos += int(counts[b])
-            out.append(acc)
+                cand.append(acc)
+        out.append(cand)
     return out
 
 

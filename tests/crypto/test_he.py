@@ -83,6 +83,28 @@ def test_dot_matches_plaintext(sk):
     assert got == want
 
 
+@pytest.mark.parametrize("workers, from_wire", [(1, False), (2, False), (2, True)])
+def test_histogram_matches_plaintext_sums(sk, monkeypatch, workers, from_wire):
+    """Encrypted group sums equal plaintext ones, in-process and split over workers, with empty groups."""
+    pk = sk.public_key
+    monkeypatch.setattr(he, "HISTOGRAM_PARALLEL_MIN", 10)
+    rng = np.random.default_rng(2)
+    d = rng.integers(-(2**40), 2**40, size=300)
+    groups = np.c_[rng.integers(0, 7, 300), 7 + rng.integers(0, 5, 300)]  # group 12 stays empty
+    ct = pk.encrypt(d)
+    if from_wire:
+        ct = pk.ciphertexts_from_bytes(pk.ciphertexts_to_bytes(ct))
+        assert ct.wire is not None and ct[5:9].wire.shape == (4, pk.ciphertext_bytes)
+    sums = pk.histogram(ct, groups, 13, workers=workers)
+    want = [int(d[(groups == g).any(axis=1)].sum()) for g in range(13)]
+    assert sk.decrypt_list(sums) == want
+    assert sums.values[12] == 1  # empty: to be re-randomised before it is sent
+    with pytest.raises(ValueError, match="group numbers"):
+        pk.histogram(ct, groups, int(groups.max()))
+    with pytest.raises(ValueError, match="integer matrix"):
+        pk.histogram(ct, groups[:-1], 13)
+
+
 def test_overflow_is_detected_on_decrypt(sk):
     pk = sk.public_key
     big = (1 << pk.plaintext_bits) - 1

@@ -29,6 +29,15 @@ def test_federated_trees_equal_joined_data_trees(breast):
     assert metrics.auc(y[te], p_fed) > 0.95
 
 
+def test_constant_host_columns_offer_no_split(breast):
+    """A host column with one value has one bin and no candidate split; the model is unchanged."""
+    Xg, Xh, y, tr, te = breast["Xg"], breast["Xh"], breast["y"], breast["train"], breast["test"]
+    const = np.full((len(y), 1), 3.0)
+    _, p_plain = fit_predict(Xg, Xh, y, tr, te, n_trees=2)
+    _, p_const = fit_predict(Xg, np.c_[const, Xh[:, :4], const, Xh[:, 4:]], y, tr, te, n_trees=2)
+    assert np.max(np.abs(p_plain - p_const)) < 1e-9
+
+
 def test_guest_model_holds_no_host_thresholds(breast):
     Xg, Xh, y, tr = breast["Xg"], breast["Xh"], breast["y"], breast["train"]
     model = HeteroSecureBoost(**PARAMS).fit(Xg[tr], y[tr], Xh[tr])
