@@ -133,3 +133,12 @@ def test_batch_inversion_matches_libsodium() -> None:
         src = ctypes.create_string_buffer(row.tobytes(), 32)
         assert lib.scalar_invert(ctypes.addressof(out), ctypes.addressof(src)) == 0
         assert out.raw == inv.tobytes()
+
+
+@pytest.mark.parametrize("n", [2049, 4096, 5000, 10_000, 1_000_000])
+def test_batches_split_into_equal_chunks_a_multiple_of_the_threads(n):
+    """No chunk runs alone at the end while the other cores wait (10^4 keys: 6 x 1,667, not 5 x 2,048)."""
+    size = oprf._chunk_size(n)
+    chunks = -(-n // size)
+    assert size <= oprf._CHUNK and chunks * size >= n > (chunks - 1) * size
+    assert chunks % oprf.WORKERS == 0 or oprf.WORKERS == 1
