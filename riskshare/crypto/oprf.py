@@ -50,7 +50,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, InputError, ProtocolError
-from .workers import WORKERS, pool
+from .workers import chunk_size, pool
 
 SUITE = "ristretto255-SHA512"
 MODE_OPRF = 0x00
@@ -144,18 +144,6 @@ def available() -> bool:
 
 
 
-def _chunk_size(n: int) -> int:
-    """At most ``_CHUNK`` rows per chunk, and a whole number of chunks per thread.
-
-    Fixed chunks of 2,048 would split a batch of 10^4 keys into five, and the
-    fifth would run alone on one core while the other idles: a fifth of the
-    phase lost on two cores. Equal chunks, a multiple of the thread count, keep
-    every thread busy to the end.
-    """
-    rounds = -(-n // (_CHUNK * WORKERS))
-    return -(-n // (rounds * WORKERS))
-
-
 def _parallel(n: int, work: Callable[[int, int], None], progress: Progress | None,
               on_chunk: Callable[[int, int], None] | None = None) -> None:
     """Run ``work(start, stop)`` over chunks of ``range(n)`` on every core, re-raising the first error.
@@ -172,7 +160,7 @@ def _parallel(n: int, work: Callable[[int, int], None], progress: Progress | Non
         if progress:
             progress(n, n)
         return
-    size = _chunk_size(n)
+    size = chunk_size(n, _CHUNK)
     starts = range(0, n, size)
     futures = [pool("oprf").submit(work, s, min(s + size, n)) for s in starts]
     error: BaseException | None = None

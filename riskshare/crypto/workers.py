@@ -26,3 +26,15 @@ def pool(purpose: str) -> ThreadPoolExecutor:
         if purpose not in _pools:
             _pools[purpose] = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"rs-{purpose}")
         return _pools[purpose]
+
+
+def chunk_size(n: int, largest: int) -> int:
+    """Rows per chunk for ``n`` rows: at most ``largest``, and a whole number of chunks per thread.
+
+    Fixed chunks of 2,048 would split a batch of 10^4 keys into five, and the
+    fifth would run alone on one core while the other idles: a fifth of the
+    phase lost on two cores. Equal chunks, a multiple of the thread count, keep
+    every thread busy to the end.
+    """
+    rounds = max(1, -(-n // (largest * WORKERS)))
+    return max(1, -(-n // (rounds * WORKERS)))

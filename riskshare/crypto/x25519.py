@@ -25,7 +25,7 @@ import numpy as np
 from nacl.bindings import crypto_scalarmult
 
 from ..errors import ProtocolError
-from .workers import pool
+from .workers import chunk_size, pool
 
 POINT_BYTES = 32
 SCALAR_BYTES = 32
@@ -68,11 +68,12 @@ def multiply(
     out = np.empty_like(points)
     if n == 0:
         return out
-    starts = range(0, n, _CHUNK)
-    futures = [pool("x25519").submit(_mult_chunk, scalar, points[s : s + _CHUNK]) for s in starts]
+    size = chunk_size(n, _CHUNK)
+    starts = range(0, n, size)
+    futures = [pool("x25519").submit(_mult_chunk, scalar, points[s : s + size]) for s in starts]
     for s, fut in zip(starts, futures):
         chunk = fut.result()
         out[s : s + len(chunk) // POINT_BYTES] = np.frombuffer(chunk, dtype=np.uint8).reshape(-1, POINT_BYTES)
         if progress:
-            progress(min(s + _CHUNK, n), n)
+            progress(min(s + size, n), n)
     return out

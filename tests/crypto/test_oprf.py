@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from riskshare.crypto import oprf
+from riskshare.crypto.workers import WORKERS, chunk_size
 from riskshare.errors import ConfigError, ProtocolError
 
 # RFC 9497, Appendix A.1.1 (OPRF(ristretto255, SHA-512), mode 0x00).
@@ -138,7 +139,7 @@ def test_batch_inversion_matches_libsodium() -> None:
 @pytest.mark.parametrize("n", [2049, 4096, 5000, 10_000, 1_000_000])
 def test_batches_split_into_equal_chunks_a_multiple_of_the_threads(n):
     """No chunk runs alone at the end while the other cores wait (10^4 keys: 6 x 1,667, not 5 x 2,048)."""
-    size = oprf._chunk_size(n)
+    size = chunk_size(n, oprf._CHUNK)
     chunks = -(-n // size)
     assert size <= oprf._CHUNK and chunks * size >= n > (chunks - 1) * size
-    assert chunks % oprf.WORKERS == 0 or oprf.WORKERS == 1
+    assert chunks % WORKERS == 0
