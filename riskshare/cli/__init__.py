@@ -79,4 +79,3 @@ def main(verbose: int) -> None:
     """riskshare: privacy-preserving risk-information sharing between institutions."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-

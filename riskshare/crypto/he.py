@@ -251,8 +251,8 @@ class PublicKey(ABC):
             raise ValueError(f"groups must be an integer matrix with {len(a)} rows, not {grp.shape} {grp.dtype}")
         if grp.size and (int(grp.min()) < 0 or int(grp.max()) >= n_groups):
             raise ValueError(f"group numbers must be in [0, {n_groups})")
-        n_workers = default_workers() if workers is None else max(1, workers)
-        if n_workers == 1 or grp.size < HISTOGRAM_PARALLEL_MIN or not _main_importable():
+        n_workers = _worker_count(workers)
+        if n_workers == 1 or grp.size < HISTOGRAM_PARALLEL_MIN:
             return EncryptedVector(self, _histogram_local(self.modulus, a.values, grp, n_groups))
         rows = a.wire if a.wire is not None else self.ciphertexts_to_bytes(a)
         pool, spec_id = _pool_for(self, n_workers)
@@ -569,12 +569,12 @@ def _worker_run(spec_id: str, op: str, chunk: Any) -> list:
 
 
 def _histogram_local(m: mpz, values: list[mpz], groups: np.ndarray, n_groups: int) -> list[mpz]:
-    out = [mpz(1)] * n_groups
-    one = out[0]
+    one = mpz(1)
+    out = [one] * n_groups
     for column in groups.T.tolist():
         for g, c in zip(column, values):
             acc = out[g]
-            out[g] = c if acc is one else acc * c % m
+            out[g] = c if acc is one else acc * c % m  # a group's first ciphertext needs no multiplication
     return out
 
 
@@ -630,10 +630,14 @@ def _main_importable() -> bool:
     return path is None or os.path.exists(path)
 
 
-def _parallel(owner: PublicKey | PrivateKey, op: str, items: list, workers: int | None) -> list:
+def _worker_count(workers: int | None) -> int:
+    """Processes to use: ``workers``, or the default; 1 where worker processes cannot start."""
     n_workers = default_workers() if workers is None else max(1, workers)
-    if n_workers > 1 and not _main_importable():
-        n_workers = 1
+    return n_workers if n_workers == 1 or _main_importable() else 1
+
+
+def _parallel(owner: PublicKey | PrivateKey, op: str, items: list, workers: int | None) -> list:
+    n_workers = _worker_count(workers)
     local = owner._encrypt_local if op == "encrypt" else owner._decrypt_raw  # type: ignore[union-attr]
     if n_workers == 1 or len(items) < PARALLEL_MIN:
         return local(items)

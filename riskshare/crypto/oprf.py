@@ -143,7 +143,6 @@ def available() -> bool:
         return False
 
 
-
 def _parallel(n: int, work: Callable[[int, int], None], progress: Progress | None,
               on_chunk: Callable[[int, int], None] | None = None) -> None:
     """Run ``work(start, stop)`` over chunks of ``range(n)`` on every core, re-raising the first error.

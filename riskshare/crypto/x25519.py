@@ -32,7 +32,6 @@ SCALAR_BYTES = 32
 _CHUNK = 8192
 
 
-
 def random_scalar() -> bytes:
     return os.urandom(SCALAR_BYTES)
 

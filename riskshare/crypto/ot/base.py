@@ -37,8 +37,6 @@ POINT = 32
 KEY = 16
 
 
-
-
 def _scalar() -> bytes:
     return sodium.crypto_core_ed25519_scalar_reduce(os.urandom(64))
 

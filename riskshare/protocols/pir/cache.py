@@ -196,4 +196,3 @@ class CacheStore:
         directory = self._dir(peer, table_id)
         if directory.exists():
             shutil.rmtree(directory)
-

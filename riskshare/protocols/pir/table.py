@@ -390,7 +390,6 @@ def prepare_table(table: pa.Table, key_column: str, source: str,
     return keys, values, value_columns
 
 
-
 def _positions(old: pa.Array, new: pa.Array) -> np.ndarray:
     """For each value of ``new``: its position in ``old`` (distinct values), or -1."""
     if len(old) == 0:
